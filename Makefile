@@ -1,0 +1,39 @@
+# lungcad: `make test` and `make demo` work on a fresh clone (they create .venv themselves).
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+SCAN ?=
+DEMO_OUT ?= demo_out
+
+.PHONY: setup test lint format demo bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+format: setup
+	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks
+
+test: lint
+	$(BIN)/python -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo 'pytest collected no tests' >&2; exit 1; fi; exit $$rc
+
+demo: setup
+	$(BIN)/python scripts/demo.py $(if $(SCAN),--scan $(SCAN)) --out $(DEMO_OUT)
+
+bench: setup
+	$(BIN)/python benchmarks/bench_intake.py
+
+clean:
+	rm -rf $(DEMO_OUT) .pytest_cache .ruff_cache

@@ -1,0 +1,235 @@
+"""Typed configuration: one validated tree for every stage.
+
+Precedence (lowest first): the embedded ``configs/default.yaml`` -> a user YAML passed with ``--config``
+-> ``LUNGCAD_<SECTION>__<KEY>`` environment variables (e.g. ``LUNGCAD_PREPROCESS__TARGET_SPACING_MM=1.5``)
+-> explicit keyword overrides.  Every value is range-checked; the error names the key, the value and the
+allowed range.  ``config_hash`` is a stable digest that results and checkpoints record.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from lungcad.errors import ConfigError
+from lungcad.types import stable_hash
+
+ENV_PREFIX = "LUNGCAD_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+class PreprocessConfig(_Section):
+    target_spacing_mm: float = Field(1.0, gt=0.1, le=5.0, description="isotropic resampling voxel (mm)")
+    hu_min: float = Field(-1000.0, ge=-3000, le=0)
+    hu_max: float = Field(400.0, ge=0, le=4000)
+    histogram_equalisation: bool = False
+    crop_margin_mm: float = Field(10.0, ge=0, le=100)
+    lung_threshold_hu: float = Field(-320.0, ge=-900, le=-100)
+    remove_trachea: bool = True
+    allow_gaps: bool = False
+    gap_factor: float = Field(1.5, gt=1.0, le=10.0, description="gap = spacing > factor x median")
+    thick_slice_warn_mm: float = Field(2.5, gt=0, le=10)
+    min_slices: int = Field(2, ge=2, le=100)
+
+    @model_validator(mode="after")
+    def _window_ordered(self) -> PreprocessConfig:
+        if self.hu_min >= self.hu_max:
+            raise ValueError(f"hu_min must be < hu_max, got {self.hu_min} >= {self.hu_max}")
+        return self
+
+
+class SynthConfig(_Section):
+    n_scans: int = Field(20, ge=1, le=100000)
+    seed: int = Field(0, ge=0)
+    shape_xy: int = Field(512, ge=64, le=1024)
+    n_slices_range: tuple[int, int] = (240, 320)
+    inplane_spacing_range_mm: tuple[float, float] = (0.5, 0.9)
+    slice_spacing_range_mm: tuple[float, float] = (0.625, 2.5)
+    noise_std_range_hu: tuple[float, float] = (10.0, 40.0)
+    nodules_per_scan_max: int = Field(5, ge=0, le=50)
+    p_no_nodule: float = Field(0.15, ge=0, le=1)
+    diameter_range_mm: tuple[float, float] = (3.0, 30.0)
+    texture_mix: dict[str, float] = Field(
+        default_factory=lambda: {"solid": 0.6, "part-solid": 0.15, "ground-glass": 0.15, "calcified": 0.1}
+    )
+    p_streak: float = Field(0.1, ge=0, le=1)
+    p_missing_slice: float = Field(0.0, ge=0, le=1)
+    workers: int = Field(2, ge=1, le=256)
+
+
+class AnnotationConfig(_Section):
+    cluster_distance_mm: float = Field(10.0, gt=0, le=50)
+    agreement_level: float = Field(0.5, gt=0, le=1)
+    heatmap_sigma_factor: float = Field(0.25, gt=0, le=2, description="sigma = factor x radius")
+    heatmap_min_sigma_mm: float = Field(1.0, gt=0, le=10)
+
+
+class ModelConfig(_Section):
+    in_channels: int = Field(1, ge=1, le=4)
+    widths: tuple[int, int, int, int] = (16, 32, 64, 96)
+    norm: Literal["batch", "instance", "group"] = "instance"
+    head_stride: Literal[1, 2] = 2
+    dropout: float = Field(0.0, ge=0, lt=1)
+
+
+class TrainConfig(_Section):
+    patch_size: tuple[int, int, int] = (64, 64, 64)
+    batch_size: int = Field(4, ge=1, le=1024)
+    positive_fraction: float = Field(0.5, ge=0, le=1)
+    epochs: int = Field(40, ge=1, le=10000)
+    steps_per_epoch: int = Field(100, ge=1)
+    lr: float = Field(2e-3, gt=0, le=1)
+    weight_decay: float = Field(1e-4, ge=0, le=1)
+    warmup_steps: int = Field(100, ge=0)
+    grad_clip: float = Field(5.0, gt=0)
+    precision: Literal["32", "bf16-mixed", "16-mixed"] = "bf16-mixed"
+    num_workers: int = Field(2, ge=0, le=64)
+    seed: int = Field(0, ge=0)
+    val_every_n_epochs: int = Field(5, ge=1)
+    hard_negative_every_n_epochs: int = Field(5, ge=1)
+    early_stop_patience: int = Field(6, ge=1)
+    loss_weights: dict[str, float] = Field(
+        default_factory=lambda: {"segmentation": 1.0, "heatmap": 1.0, "size": 0.1, "triage": 0.2}
+    )
+
+
+class InferConfig(_Section):
+    patch_size: tuple[int, int, int] = (96, 96, 96)
+    overlap: float = Field(0.25, ge=0, lt=1)
+    blend: Literal["gaussian", "constant"] = "gaussian"
+    peak_threshold: float = Field(0.1, ge=0, le=1)
+    nms_kernel_mm: float = Field(5.0, gt=0, le=50)
+    top_k: int = Field(100, ge=1, le=10000)
+    min_diameter_mm: float = Field(3.0, ge=0, le=100)
+
+
+class EvaluateConfig(_Section):
+    max_candidates_per_scan: int = Field(100, ge=1, le=100000)
+    fp_rates: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+    bootstrap_samples: int = Field(1000, ge=0, le=100000)
+    excluded_unknown_diameter_mm: float = Field(10.0, gt=0, le=100)
+
+
+class ServiceConfig(_Section):
+    mode: Literal["local", "deployment"] = "local"
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    database_url: str = "sqlite:///lungcad.db"
+    secret_key: str = "change-me"
+    data_dir: str = "lungcad_data"
+
+    @model_validator(mode="after")
+    def _no_default_secret_in_deployment(self) -> ServiceConfig:
+        if self.mode != "local" and self.secret_key == "change-me":
+            raise ValueError("service.secret_key must be set to a real secret outside local mode")
+        return self
+
+
+class LungcadConfig(_Section):
+    preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
+    synth: SynthConfig = Field(default_factory=SynthConfig)
+    annotations: AnnotationConfig = Field(default_factory=AnnotationConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    infer: InferConfig = Field(default_factory=InferConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    service: ServiceConfig = Field(default_factory=ServiceConfig)
+
+    def config_hash(self) -> str:
+        """Stable digest of the whole tree (sorted keys), recorded by results and checkpoints."""
+        return stable_hash(self.model_dump(mode="json"))
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError as exc:
+        raise ConfigError("config file not found", path=path, fix="pass an existing YAML file") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file is not valid YAML: {exc}", path=path) from exc
+    if not isinstance(data, dict):
+        raise ConfigError("config file must hold a mapping of sections", path=path)
+    return data
+
+
+def default_config_path() -> Path:
+    return Path(str(resources.files("lungcad") / "configs" / "default.yaml"))
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    """``LUNGCAD_SECTION__KEY=value`` -> ``{"section": {"key": value}}`` (values parsed as YAML scalars)."""
+    out: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        path = name[len(ENV_PREFIX) :].lower().split("__")
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = yaml.safe_load(raw)
+    return out
+
+
+def _format_validation_error(exc: ValidationError, source: str) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        ctx = err.get("ctx") or {}
+        bound = ", ".join(f"{k} {v}" for k, v in ctx.items() if k in {"gt", "ge", "lt", "le"})
+        allowed = f" (allowed: {bound})" if bound else ""
+        lines.append(f"{key}={err.get('input')!r}: {err['msg']}{allowed}")
+    return f"invalid configuration from {source}: " + "; ".join(lines)
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+) -> LungcadConfig:
+    """Load the configuration tree.
+
+    Args:
+        path: optional user YAML merged over the defaults.
+        overrides: nested dict merged last (used by the CLI and tests).
+        environ: environment to read ``LUNGCAD_*`` variables from (default ``os.environ``).
+
+    Raises:
+        ConfigError: unreadable file, unknown key or out-of-range value (the message names each).
+    """
+    data = _read_yaml(default_config_path())
+    sources = ["defaults"]
+    if path is not None:
+        data = _deep_merge(data, _read_yaml(Path(path)))
+        sources.append(str(path))
+    env = _env_overrides(dict(os.environ if environ is None else environ))
+    if env:
+        data = _deep_merge(data, env)
+        sources.append("LUNGCAD_* environment")
+    if overrides:
+        data = _deep_merge(data, overrides)
+        sources.append("overrides")
+    try:
+        return LungcadConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(
+            _format_validation_error(exc, " + ".join(sources)),
+            fix="correct the value(s) named above",
+        ) from exc

@@ -1,0 +1,181 @@
+"""Write a ``CTVolume`` as a DICOM CT Image Storage series (one file per slice).
+
+Used by the synthetic cohort generator and by tests that need real DICOM on disk.  The objects carry the
+modules that CT Image Storage (1.2.840.10008.5.1.4.1.1.2) requires: Patient, General Study, General
+Series, Frame of Reference, General Equipment, General Image, Image Plane, Image Pixel, CT Image, VOI LUT
+and SOP Common.  Pixels are stored as signed 16-bit with RescaleSlope 1 / RescaleIntercept -1024, as most
+scanners do.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import (
+    CTImageStorage,
+    ExplicitVRLittleEndian,
+    PYDICOM_IMPLEMENTATION_UID,
+    UID,
+    generate_uid,
+)
+
+from lungcad.errors import InputError
+from lungcad.types import CTVolume
+
+LUNGCAD_UID_ROOT = "1.2.826.0.1.3680043.10.1093."  # sub-root under pydicom's implementation prefix
+
+
+@dataclass(frozen=True)
+class WrittenSeries:
+    series_uid: str
+    study_uid: str
+    frame_of_reference_uid: str
+    paths: tuple[Path, ...]
+    sop_uids: tuple[str, ...]  # index i = slice z index i
+    z_positions_mm: tuple[float, ...]  # world z of each slice (ImagePositionPatient[2])
+
+
+def _ds(value: float) -> str:
+    """Format a float for a DS element (at most 16 characters)."""
+    text = f"{value:.6g}"
+    if len(text) > 16:
+        text = f"{value:.8e}"[:16]
+    return text
+
+
+def write_ct_series(
+    volume: CTVolume,
+    out_dir: str | Path,
+    *,
+    patient_id: str = "LUNGCAD-SYNTH",
+    patient_name: str = "Synthetic^Phantom",
+    study_uid: str | None = None,
+    series_uid: str | None = None,
+    uid_seed: str | None = None,
+    series_number: int = 1,
+    transfer_syntax: str | UID = ExplicitVRLittleEndian,
+    slice_thickness_mm: float | None = None,
+    kvp: float = 120.0,
+    exposure_mas: float = 100.0,
+    kernel: str = "STANDARD",
+    manufacturer: str = "lungcad",
+    study_date: str = "20000101",
+    file_prefix: str = "",
+) -> WrittenSeries:
+    """Write ``volume`` as one DICOM file per z slice into ``out_dir``.
+
+    Args:
+        volume: HU volume; its direction's first two columns become ImageOrientationPatient (0020,0037)
+            and each slice's ImagePositionPatient (0020,0032) is ``voxel_to_world((k, 0, 0))``.
+        out_dir: created if missing.
+        uid_seed: when given, every UID is derived deterministically from it (bit-identical reruns).
+        transfer_syntax: Explicit VR Little Endian by default; RLE Lossless or JPEG 2000 Lossless compress
+            the pixel data through pydicom's encoders.
+
+    Returns:
+        ``WrittenSeries`` with the file paths and the SOP Instance UID of every slice, in z order.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def uid(tag: str) -> str:
+        if uid_seed is None:
+            return generate_uid(prefix=LUNGCAD_UID_ROOT)
+        return generate_uid(prefix=LUNGCAD_UID_ROOT, entropy_srcs=[uid_seed, tag])
+
+    study_uid = study_uid or uid("study")
+    series_uid = series_uid or uid("series")
+    for_uid = uid("frame-of-reference")
+    stored = np.rint(volume.hu + 1024.0)
+    if stored.min() < -32768 or stored.max() > 32767:
+        raise InputError("HU values out of the int16 range after the -1024 intercept")
+    stored = stored.astype(np.int16)
+    row_dir = volume.direction[:, 0]  # world direction of increasing column index (x voxel axis)
+    col_dir = volume.direction[:, 1]  # world direction of increasing row index
+    sz, sy, sx = volume.spacing_zyx_mm
+    thickness = float(slice_thickness_mm if slice_thickness_mm is not None else sz)
+    now = _dt.datetime(2000, 1, 1, 12, 0, 0)
+    paths: list[Path] = []
+    sops: list[str] = []
+    zs: list[float] = []
+    ts = UID(str(transfer_syntax))
+    for k in range(volume.shape[0]):
+        sop_uid = uid(f"sop-{k}")
+        position = volume.voxel_to_world(np.array([k, 0.0, 0.0]))
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = CTImageStorage
+        meta.MediaStorageSOPInstanceUID = sop_uid
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+        ds = Dataset()
+        ds.file_meta = meta
+        ds.SpecificCharacterSet = "ISO_IR 100"
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+        ds.SOPClassUID = CTImageStorage
+        ds.SOPInstanceUID = sop_uid
+        ds.StudyDate = study_date
+        ds.SeriesDate = study_date
+        ds.ContentDate = study_date
+        ds.StudyTime = now.strftime("%H%M%S")
+        ds.SeriesTime = ds.StudyTime
+        ds.ContentTime = ds.StudyTime
+        ds.AccessionNumber = ""
+        ds.Modality = "CT"
+        ds.Manufacturer = manufacturer
+        ds.ManufacturerModelName = "phantom"
+        ds.ReferringPhysicianName = ""
+        ds.StudyDescription = "Chest CT (synthetic)"
+        ds.SeriesDescription = volume.metadata.series_description or "lungcad synthetic chest CT"
+        ds.PatientName = patient_name
+        ds.PatientID = patient_id
+        ds.PatientBirthDate = ""
+        ds.PatientSex = "O"
+        ds.PatientAge = "060Y"
+        ds.BodyPartExamined = "CHEST"
+        ds.SliceThickness = _ds(thickness)
+        ds.KVP = _ds(kvp)
+        ds.DataCollectionDiameter = _ds(max(volume.shape[1] * sy, volume.shape[2] * sx))
+        ds.ConvolutionKernel = kernel
+        ds.PatientPosition = "FFS"
+        ds.Exposure = str(int(round(exposure_mas)))
+        ds.StudyInstanceUID = study_uid
+        ds.SeriesInstanceUID = series_uid
+        ds.StudyID = "1"
+        ds.SeriesNumber = series_number
+        ds.AcquisitionNumber = 1
+        ds.InstanceNumber = k + 1
+        ds.ImagePositionPatient = [_ds(v) for v in position]
+        ds.ImageOrientationPatient = [_ds(v) for v in (*row_dir, *col_dir)]
+        ds.FrameOfReferenceUID = for_uid
+        ds.PositionReferenceIndicator = ""
+        ds.SliceLocation = _ds(float(position[2]))
+        ds.SamplesPerPixel = 1
+        ds.PhotometricInterpretation = "MONOCHROME2"
+        ds.Rows = volume.shape[1]
+        ds.Columns = volume.shape[2]
+        ds.PixelSpacing = [_ds(sy), _ds(sx)]
+        ds.BitsAllocated = 16
+        ds.BitsStored = 16
+        ds.HighBit = 15
+        ds.PixelRepresentation = 1
+        ds.WindowCenter = "-600"
+        ds.WindowWidth = "1500"
+        ds.RescaleIntercept = "-1024"
+        ds.RescaleSlope = "1"
+        ds.RescaleType = "HU"
+        ds.PixelData = stored[k].tobytes()
+        if ts != ExplicitVRLittleEndian:
+            ds.compress(ts)
+        path = out / f"{file_prefix}{k + 1:06d}.dcm"
+        tmp = path.with_suffix(".tmp")
+        pydicom.dcmwrite(tmp, ds, enforce_file_format=True)
+        tmp.replace(path)
+        paths.append(path)
+        sops.append(sop_uid)
+        zs.append(float(position[2]))
+    return WrittenSeries(series_uid, study_uid, for_uid, tuple(paths), tuple(sops), tuple(zs))
