@@ -12,8 +12,20 @@ from typing import Any
 import structlog
 
 PHI_KEYS = frozenset(
-    {"patient_name", "patient_id", "patient_age", "patient_sex", "patient_birth_date", "PatientName",
-     "PatientID", "PatientAge", "PatientSex", "PatientBirthDate", "accession_number", "AccessionNumber"}
+    {
+        "patient_name",
+        "patient_id",
+        "patient_age",
+        "patient_sex",
+        "patient_birth_date",
+        "PatientName",
+        "PatientID",
+        "PatientAge",
+        "PatientSex",
+        "PatientBirthDate",
+        "accession_number",
+        "AccessionNumber",
+    }
 )
 
 
@@ -26,7 +38,9 @@ def _scrub(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
 
 def configure_logging(*, json: bool = False, level: str = "INFO") -> None:
     """Configure structlog once per process (called by the CLI and the service, never at import)."""
-    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    )
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,

@@ -50,6 +50,22 @@ class Texture(StrEnum):
 
 
 @dataclass(frozen=True)
+class SliceReport:
+    """What the loader found about the slice stack (input to QA)."""
+
+    n_files: int
+    n_slices_read: int
+    duplicates_dropped: int
+    positions_mm: tuple[float, ...]  # along the normal, sorted, after dropping duplicates
+    median_step_mm: float
+    max_step_mm: float
+    n_gaps: int
+    nonuniform: bool
+    gantry_tilt_deg: float
+    padding_fraction: float
+
+
+@dataclass(frozen=True)
 class SeriesMetadata:
     """What a clinician and a model card need to know about a series (no pixel data).
 
@@ -74,9 +90,13 @@ class SeriesMetadata:
     series_description: str | None = None  # (0008,103E)
     source_format: str = "unknown"  # dicom | metaimage | nifti | array
     source_path: str = ""
+    sop_uids: tuple[str, ...] = ()  # SOPInstanceUID (0008,0018) of each z slice, DICOM only
+    slice_report: SliceReport | None = None  # DICOM only: what the loader found about the stack
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        d.pop("sop_uids")
+        return d
 
 
 @dataclass(frozen=True, eq=False)
@@ -108,7 +128,9 @@ class CTVolume:
         object.__setattr__(self, "hu", hu)
         spacing = tuple(float(s) for s in self.spacing_zyx_mm)
         if len(spacing) != 3 or not all(np.isfinite(s) and s > 0 for s in spacing):
-            raise InputError(f"spacing_zyx_mm must be three positive finite numbers, got {self.spacing_zyx_mm}")
+            raise InputError(
+                f"spacing_zyx_mm must be three positive finite numbers, got {self.spacing_zyx_mm}"
+            )
         object.__setattr__(self, "spacing_zyx_mm", spacing)
         origin = tuple(float(o) for o in self.origin_xyz_mm)
         if len(origin) != 3 or not all(np.isfinite(o) for o in origin):

@@ -1,0 +1,181 @@
+"""Find every DICOM series in a folder tree and choose the one to load.
+
+A study folder from a PACS export or a TCIA download holds several studies and series, reports, XML
+annotation files and other junk.  Discovery reads headers only (``stop_before_pixels``), groups instances
+by SeriesInstanceUID (0020,000E), and picks the series to load by a fixed rule: CT modality, axial
+orientation, most slices.  ``--series UID`` overrides the rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.errors import InvalidDicomError
+
+from lungcad.errors import InputError
+
+#: Header tags discovery needs; reading only these keeps a 500-file folder under a second.
+_HEADER_TAGS = [
+    "SOPClassUID",
+    "SOPInstanceUID",
+    "SeriesInstanceUID",
+    "StudyInstanceUID",
+    "Modality",
+    "ImageOrientationPatient",
+    "ImagePositionPatient",
+    "NumberOfFrames",
+    "SeriesDescription",
+    "Rows",
+    "Columns",
+    "TransferSyntaxUID",
+    "SharedFunctionalGroupsSequence",
+]
+
+ENHANCED_CT_SOP = "1.2.840.10008.5.1.4.1.1.2.1"
+CT_SOP = "1.2.840.10008.5.1.4.1.1.2"
+
+
+@dataclass
+class SeriesInfo:
+    """One series found on disk (headers only)."""
+
+    series_uid: str
+    study_uid: str
+    modality: str
+    description: str
+    files: list[Path] = field(default_factory=list)
+    n_frames: int = 0
+    orientation: str = "unknown"  # axial | coronal | sagittal | oblique | unknown
+
+    @property
+    def is_ct(self) -> bool:
+        return self.modality == "CT"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "series_uid": self.series_uid,
+            "study_uid": self.study_uid,
+            "modality": self.modality,
+            "description": self.description,
+            "n_files": len(self.files),
+            "n_slices": self.n_frames,
+            "orientation": self.orientation,
+        }
+
+
+@dataclass
+class Discovery:
+    """Everything found under a path: series, and files that are not DICOM images."""
+
+    root: Path
+    series: list[SeriesInfo]
+    skipped: list[tuple[Path, str]]  # (file, reason)
+
+    def ct_series(self) -> list[SeriesInfo]:
+        return [s for s in self.series if s.is_ct]
+
+
+def orientation_label(iop: Iterable[float] | None) -> str:
+    """Name the plane of an ImageOrientationPatient (0020,0037) from its slice normal."""
+    if iop is None:
+        return "unknown"
+    v = np.asarray([float(x) for x in iop], dtype=np.float64)
+    if v.shape != (6,):
+        return "unknown"
+    normal = np.cross(v[:3], v[3:])
+    axis = int(np.argmax(np.abs(normal)))
+    if abs(normal[axis]) < 0.9:  # more than ~25 degrees off every main plane
+        return "oblique"
+    return ("sagittal", "coronal", "axial")[axis]
+
+
+def _iter_files(root: Path) -> Iterable[Path]:
+    if root.is_file():
+        yield root
+        return
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and not path.name.startswith("."):
+            yield path
+
+
+def _frame_orientation(ds: pydicom.Dataset) -> list[float] | None:
+    iop = ds.get("ImageOrientationPatient")
+    if iop is not None:
+        return [float(x) for x in iop]
+    shared = ds.get("SharedFunctionalGroupsSequence")
+    try:
+        return [float(x) for x in shared[0].PlaneOrientationSequence[0].ImageOrientationPatient]
+    except (AttributeError, IndexError, TypeError):
+        return None
+
+
+def discover(path: str | Path) -> Discovery:
+    """Scan ``path`` (a folder, searched recursively, or one file) for DICOM image series.
+
+    Raises:
+        InputError: the path does not exist, or is an empty folder.
+    """
+    root = Path(path)
+    if not root.exists():
+        raise InputError("path does not exist", path=root, fix="check the path to the DICOM folder or file")
+    files = list(_iter_files(root))
+    if not files:
+        raise InputError("folder is empty", path=root, fix="point to the folder that holds the DICOM files")
+    by_uid: dict[str, SeriesInfo] = {}
+    skipped: list[tuple[Path, str]] = []
+    for f in files:
+        try:
+            ds = pydicom.dcmread(f, stop_before_pixels=True, specific_tags=_HEADER_TAGS)
+        except (InvalidDicomError, EOFError, OSError, ValueError) as exc:
+            skipped.append((f, f"not a readable DICOM file ({type(exc).__name__})"))
+            continue
+        uid = ds.get("SeriesInstanceUID")
+        if uid is None or "SOPClassUID" not in ds:
+            skipped.append((f, "DICOM without SeriesInstanceUID/SOPClassUID (not an image)"))
+            continue
+        uid = str(uid)
+        info = by_uid.get(uid)
+        if info is None:
+            info = SeriesInfo(
+                series_uid=uid,
+                study_uid=str(ds.get("StudyInstanceUID", "")),
+                modality=str(ds.get("Modality", "")),
+                description=str(ds.get("SeriesDescription", "")),
+                orientation=orientation_label(_frame_orientation(ds)),
+            )
+            by_uid[uid] = info
+        info.files.append(f)
+        info.n_frames += int(ds.get("NumberOfFrames", 1) or 1)
+    return Discovery(root=root, series=list(by_uid.values()), skipped=skipped)
+
+
+def choose_series(found: Discovery, series_uid: str | None = None) -> SeriesInfo:
+    """Pick the series to load: ``series_uid`` if given, else CT, axial, most slices.
+
+    Raises:
+        InputError: the named series is absent, or there is no CT series at all.
+    """
+    if series_uid is not None:
+        for s in found.series:
+            if s.series_uid == series_uid:
+                return s
+        known = ", ".join(s.series_uid for s in found.series) or "none"
+        raise InputError(
+            f"series {series_uid} not found (series present: {known})",
+            path=found.root,
+            fix="pass one of the listed SeriesInstanceUIDs to --series",
+        )
+    cts = found.ct_series()
+    if not cts:
+        other = ", ".join(sorted({s.modality or "?" for s in found.series})) or "no DICOM images"
+        n_junk = len(found.skipped)
+        raise InputError(
+            f"no CT series found (found: {other}; {n_junk} non-image files skipped)",
+            path=found.root,
+            fix="point to a folder holding a CT series (Modality CT)",
+        )
+    return max(cts, key=lambda s: (s.orientation == "axial", s.n_frames))
