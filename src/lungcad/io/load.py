@@ -47,5 +47,10 @@ def load_ct_with_discovery(
     if p.is_file() and image_format(p) is not None:
         return load_image(p), None
     found = discover(p)
+    if p.is_dir() and not found.ct_series() and series_uid is None:
+        # A folder holding one MetaImage/NIfTI volume (e.g. a LUNA16 case folder) loads that volume.
+        images = sorted(f for f in p.iterdir() if f.is_file() and image_format(f) is not None)
+        if len(images) == 1:
+            return load_image(images[0]), None
     info = choose_series(found, series_uid)
     return load_dicom_series(info, gap_factor=gap_factor, min_slices=min_slices), found

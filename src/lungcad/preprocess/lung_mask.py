@@ -51,10 +51,22 @@ def _largest_component(mask: np.ndarray) -> np.ndarray:
     return labels == int(np.argmax(sizes))
 
 
-def _ball(radius_vox: tuple[int, int, int]) -> np.ndarray:
-    rz, ry, rx = (max(r, 0) for r in radius_vox)
-    z, y, x = np.ogrid[-rz : rz + 1, -ry : ry + 1, -rx : rx + 1]
-    return (z / max(rz, 1)) ** 2 + (y / max(ry, 1)) ** 2 + (x / max(rx, 1)) ** 2 <= 1.0
+def _closing_mm(mask: np.ndarray, radius_mm: float, spacing: tuple[float, float, float]) -> np.ndarray:
+    """Morphological closing with a ball of ``radius_mm`` through Euclidean distance transforms.
+
+    Two EDTs cost O(N) whatever the radius, where a 10 mm structuring element on a 2 mm grid would cost
+    ~500 operations per voxel.  The volume is padded so the lungs do not stick to the border.
+    """
+    pad = [int(np.ceil(radius_mm / s)) + 1 for s in spacing]
+    # Work inside the mask's bounding box grown by the radius: nothing outside it can change.
+    nz = [np.nonzero(mask.any(axis=tuple(a for a in range(3) if a != ax)))[0] for ax in range(3)]
+    box = tuple(slice(int(i[0]), int(i[-1]) + 1) for i in nz)
+    padded = np.pad(mask[box], [(p, p) for p in pad])
+    dilated = ndimage.distance_transform_edt(~padded, sampling=spacing) <= radius_mm
+    closed = ndimage.distance_transform_edt(dilated, sampling=spacing) > radius_mm
+    out = np.zeros_like(mask)
+    out[box] = closed[tuple(slice(p, p + b.stop - b.start) for p, b in zip(pad, box, strict=True))]
+    return out
 
 
 def _superior_end_is_last(volume: CTVolume) -> bool:
@@ -68,7 +80,7 @@ def segment_lungs(
     *,
     remove_trachea: bool = True,
     coarse_mm: float = 2.0,
-    closing_mm: float = 6.0,
+    closing_mm: float = 10.0,
     min_fraction: float = 0.1,
 ) -> LungMask:
     """Segment the lungs of ``volume``.
@@ -106,11 +118,7 @@ def segment_lungs(
     if remove_trachea and keep.any():
         keep, trachea_removed = _remove_airway(hu, keep, top_last=_superior_end_is_last(volume))
     if keep.any():
-        r = (int(round(closing_mm / cz)), int(round(closing_mm / cy)), int(round(closing_mm / cx)))
-        pad = [(ri, ri) for ri in r]
-        keep = ndimage.binary_closing(np.pad(keep, pad), structure=_ball(r))[
-            tuple(slice(ri, ri + s) for ri, s in zip(r, keep.shape, strict=True))
-        ]
+        keep = _closing_mm(keep, closing_mm, (cz, cy, cx))
         keep = ndimage.binary_fill_holes(keep, structure=_INPLANE) & body
     full = _upsample(keep, (fz, fy, fx), volume.shape)
     body_full = _upsample(body, (fz, fy, fx), volume.shape)
