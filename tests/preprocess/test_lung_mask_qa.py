@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from lungcad.config import PreprocessConfig
 from lungcad.preprocess.lung_mask import segment_lungs
@@ -12,6 +13,7 @@ from tests.conftest import make_phantom
 
 def test_lung_mask_finds_both_cavities_not_outside_air(phantom: CTVolume) -> None:
     lungs = segment_lungs(phantom)
+    assert lungs.factors == (1, 1, 1)  # 4 mm voxels are already coarser than the working grid
     truth = phantom.hu < -500
     outside = ~lungs.body
     assert lungs.n_components == 2
@@ -30,6 +32,7 @@ def test_juxtapleural_blob_is_inside_the_mask() -> None:
     blob = (z - 20) ** 2 / 9 + (y - 48) ** 2 / 9 + (x - 17) ** 2 / 9 <= 1
     hu[blob] = 30.0
     lungs = segment_lungs(CTVolume(hu, vol.spacing_zyx_mm))
+    assert lungs.factors == (1, 1, 1)
     # the centre and most of the nodule are lung (its rim on the wall side stays chest wall)
     assert lungs.mask[20, 48, 17]
     assert lungs.mask[blob].mean() > 0.75
@@ -95,3 +98,16 @@ def test_pipeline_crops_and_keeps_geometry(phantom: CTVolume) -> None:
     z, y, x = np.round(pre.volume.world_to_voxel(world)).astype(int)
     assert pre.lung_mask[z, y, x]
     assert set(pre.timings_s) == {"lung_mask", "qa", "resample", "normalise"}
+
+
+def test_coarse_grid_geometry_and_full_mask() -> None:
+    vol = make_phantom(shape=(20, 120, 120), spacing_zyx_mm=(2.5, 0.8, 0.8))
+    lungs = segment_lungs(vol)
+    assert lungs.factors == (1, 3, 3)  # 2.5 mm / 0.8 mm -> stride 3 in-plane
+    assert lungs.grid.spacing_zyx_mm == pytest.approx((2.5, 2.4, 2.4))
+    # coarse voxel (k, i, j) is original voxel (k, 3i, 3j): same world point
+    np.testing.assert_allclose(lungs.grid.voxel_to_world((5, 7, 9)), vol.voxel_to_world((5, 21, 27)))
+    full = lungs.full_mask()
+    assert full.shape == vol.shape and full[10, 60, 36] == lungs.mask[10, 20, 12]
+    (z0, y0, x0), (z1, y1, x1) = lungs.bbox()
+    assert full[z0:z1, y0:y1, x0:x1].sum() == full.sum()

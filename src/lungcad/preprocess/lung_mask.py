@@ -1,9 +1,9 @@
 """Classical lung segmentation: threshold, body, air components inside the body, hole filling.
 
-It runs on a coarse grid (about 2 mm in-plane, original slices) because the mask serves cropping,
-completeness QA and filtering detections outside the lung, none of which needs sub-millimetre edges; at
-LIDC-IDRI-0001's 512 x 512 x 133 this is 16x fewer voxels.  A final closing (``closing_mm``) pulls
-juxtapleural nodules and hilar vessels, which are soft tissue on the lung boundary, into the mask.
+It runs on a coarse grid (about 2.5 mm, by striding) because the mask serves cropping, completeness QA
+and filtering detections outside the lung, none of which needs sub-millimetre edges; at LIDC-IDRI-0001's
+512 x 512 x 133 this is 16x fewer voxels (a 4 x 4 in-plane stride).  A final closing (``closing_mm``)
+pulls juxtapleural nodules and hilar vessels, which are soft tissue on the lung boundary, into the mask.
 """
 
 from __future__ import annotations
@@ -24,22 +24,36 @@ _INPLANE[1] = ndimage.generate_binary_structure(2, 1)
 
 @dataclass(frozen=True)
 class LungMask:
-    """Lung mask on the volume's grid plus what segmentation found."""
+    """Lung and body masks on the coarse working grid, plus what segmentation found.
 
-    mask: np.ndarray  # bool (z, y, x), same grid as the input volume
-    body: np.ndarray  # bool (z, y, x): the patient (largest dense component, holes filled)
+    ``grid`` is the coarse volume itself (the input strided by ``factors``; same origin and direction,
+    spacing multiplied), so the masks map to world coordinates through ``grid`` like any volume, and
+    QA reads HU from it at a fraction of the full-resolution cost.
+    """
+
+    mask: np.ndarray  # bool (z, y, x) on ``grid``
+    body: np.ndarray  # bool (z, y, x) on ``grid``: the patient (largest dense component, holes filled)
+    grid: CTVolume
+    factors: tuple[int, int, int]
+    full_shape: tuple[int, int, int]
     n_components: int  # lung components kept (1 when the lungs touch, 2 normally)
     trachea_removed: bool
     volume_ml: float
 
     def bbox(self) -> tuple[tuple[int, int, int], tuple[int, int, int]] | None:
-        """``(start_zyx, stop_zyx)`` of the mask, or ``None`` when empty."""
-        idx = np.nonzero(self.mask.any(axis=(1, 2)))[0]
-        if idx.size == 0:
+        """``(start_zyx, stop_zyx)`` of the mask in the *full-resolution* grid, or ``None`` when empty."""
+        idx = [np.nonzero(self.mask.any(axis=tuple(a for a in range(3) if a != ax)))[0] for ax in range(3)]
+        if idx[0].size == 0:
             return None
-        ys = np.nonzero(self.mask.any(axis=(0, 2)))[0]
-        xs = np.nonzero(self.mask.any(axis=(0, 1)))[0]
-        return (int(idx[0]), int(ys[0]), int(xs[0])), (int(idx[-1]) + 1, int(ys[-1]) + 1, int(xs[-1]) + 1)
+        start = tuple(int(i[0]) * f for i, f in zip(idx, self.factors, strict=True))
+        stop = tuple(
+            min(n, (int(i[-1]) + 1) * f) for i, f, n in zip(idx, self.factors, self.full_shape, strict=True)
+        )
+        return start, stop  # type: ignore[return-value]
+
+    def full_mask(self) -> np.ndarray:
+        """The lung mask upsampled (nearest) to the input volume's grid."""
+        return _upsample(self.mask, self.factors, self.full_shape)
 
 
 def _largest_component(mask: np.ndarray) -> np.ndarray:
@@ -79,7 +93,7 @@ def segment_lungs(
     threshold_hu: float = -320.0,
     *,
     remove_trachea: bool = True,
-    coarse_mm: float = 2.0,
+    coarse_mm: float = 2.5,
     closing_mm: float = 10.0,
     min_fraction: float = 0.1,
 ) -> LungMask:
@@ -120,10 +134,9 @@ def segment_lungs(
     if keep.any():
         keep = _closing_mm(keep, closing_mm, (cz, cy, cx))
         keep = ndimage.binary_fill_holes(keep, structure=_INPLANE) & body
-    full = _upsample(keep, (fz, fy, fx), volume.shape)
-    body_full = _upsample(body, (fz, fy, fx), volume.shape)
-    voxel_ml = float(np.prod(volume.spacing_zyx_mm)) / 1000.0
-    return LungMask(full, body_full, n_kept, trachea_removed, float(full.sum()) * voxel_ml)
+    grid = volume.with_array(hu, spacing_zyx_mm=(cz, cy, cx))
+    volume_ml = float(keep.sum()) * cz * cy * cx / 1000.0
+    return LungMask(keep, body, grid, (fz, fy, fx), volume.shape, n_kept, trachea_removed, volume_ml)
 
 
 def _remove_airway(hu: np.ndarray, lungs: np.ndarray, *, top_last: bool) -> tuple[np.ndarray, bool]:

@@ -16,7 +16,7 @@ from lungcad.config import PreprocessConfig
 from lungcad.preprocess.intensity import normalise_hu
 from lungcad.preprocess.lung_mask import LungMask, segment_lungs
 from lungcad.preprocess.qa import QAReport, run_qa
-from lungcad.preprocess.resample import resample_isotropic
+from lungcad.preprocess.resample import resample_isotropic, resample_onto
 from lungcad.types import CTVolume
 
 
@@ -70,11 +70,10 @@ def preprocess_ct(volume: CTVolume, cfg: PreprocessConfig | None = None) -> Prep
     t0 = time.perf_counter()
     start, stop = lung_crop_box(volume, lungs, cfg.crop_margin_mm)
     cropped = volume.crop(start, stop)
-    sl = tuple(slice(a, b) for a, b in zip(start, stop, strict=True))
     iso = resample_isotropic(cropped, cfg.target_spacing_mm, order=1)
-    mask_iso = resample_isotropic(
-        cropped, cfg.target_spacing_mm, order=0, array=lungs.mask[sl].astype(np.uint8), fill_value=0
-    ).hu.astype(bool)
+    mask_iso = resample_onto(
+        lungs.grid, iso, array=lungs.mask.astype(np.uint8), order=0, fill_value=0
+    ).astype(bool)
     timings["resample"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     image = normalise_hu(iso.hu, cfg.hu_min, cfg.hu_max, equalise=cfg.histogram_equalisation)

@@ -143,7 +143,9 @@ def check_slices(volume: CTVolume, cfg: PreprocessConfig) -> list[QACheck]:
     return out
 
 
-def check_anatomy(volume: CTVolume, lungs: LungMask) -> list[QACheck]:
+def check_anatomy(lungs: LungMask) -> list[QACheck]:
+    """Coverage, field of view and metal, read on the lung mask's coarse grid."""
+    volume = lungs.grid
     out: list[QACheck] = []
     area = lungs.mask.sum(axis=(1, 2)).astype(np.float64)
     if area.max() == 0:
@@ -203,7 +205,9 @@ def check_anatomy(volume: CTVolume, lungs: LungMask) -> list[QACheck]:
     return out
 
 
-def check_noise(volume: CTVolume, lungs: LungMask, n_slices: int = 24) -> QACheck:
+def check_noise(lungs: LungMask, n_slices: int = 24) -> QACheck:
+    """Noise from neighbour differences on the coarse grid (strided samples are as noisy as the originals)."""
+    volume = lungs.grid
     # About 24 evenly spaced slices estimate the noise as well as all of them at a fraction of the cost.
     step = max(1, volume.shape[0] // n_slices)
     hu = volume.hu[::step]
@@ -235,4 +239,4 @@ def check_noise(volume: CTVolume, lungs: LungMask, n_slices: int = 24) -> QAChec
 
 def run_qa(volume: CTVolume, lungs: LungMask, cfg: PreprocessConfig) -> QAReport:
     """All checks on the loaded (not yet resampled) volume."""
-    return QAReport(check_slices(volume, cfg) + check_anatomy(volume, lungs) + [check_noise(volume, lungs)])
+    return QAReport(check_slices(volume, cfg) + check_anatomy(lungs) + [check_noise(lungs)])

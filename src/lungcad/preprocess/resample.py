@@ -27,6 +27,29 @@ def isotropic_shape(volume: CTVolume, spacing_mm: float) -> tuple[int, int, int]
     )
 
 
+def _resample(
+    source: CTVolume,
+    array: np.ndarray | None,
+    shape_zyx: tuple[int, ...],
+    spacing_zyx_mm: tuple[float, ...],
+    origin_xyz_mm: tuple[float, ...],
+    direction: np.ndarray,
+    order: int,
+    fill_value: float,
+) -> np.ndarray:
+    if order not in _INTERPOLATORS:
+        raise InputError(f"interpolation order must be one of {sorted(_INTERPOLATORS)}, got {order}")
+    src = volume_to_sitk(source, array)
+    ref = sitk.Image([int(s) for s in shape_zyx[::-1]], src.GetPixelID())
+    ref.SetSpacing(tuple(float(s) for s in spacing_zyx_mm[::-1]))
+    ref.SetOrigin(tuple(float(o) for o in origin_xyz_mm))
+    ref.SetDirection(tuple(np.asarray(direction, dtype=np.float64).ravel()))
+    out = sitk.Resample(
+        src, ref, sitk.Transform(), _INTERPOLATORS[order], float(fill_value), src.GetPixelID()
+    )
+    return sitk.GetArrayFromImage(out)
+
+
 def resample_to_grid(
     volume: CTVolume,
     spacing_zyx_mm: tuple[float, float, float],
@@ -45,17 +68,34 @@ def resample_to_grid(
     Returns:
         Array ``shape_zyx`` with the dtype of the input (float32 for HU).
     """
-    if order not in _INTERPOLATORS:
-        raise InputError(f"interpolation order must be one of {sorted(_INTERPOLATORS)}, got {order}")
-    src = volume_to_sitk(volume, array)
-    ref = sitk.Image([int(s) for s in shape_zyx[::-1]], src.GetPixelID())
-    ref.SetSpacing(tuple(float(s) for s in spacing_zyx_mm[::-1]))
-    ref.SetOrigin(volume.origin_xyz_mm)
-    ref.SetDirection(tuple(volume.direction.ravel()))
-    out = sitk.Resample(
-        src, ref, sitk.Transform(), _INTERPOLATORS[order], float(fill_value), src.GetPixelID()
+    return _resample(
+        volume, array, shape_zyx, spacing_zyx_mm, volume.origin_xyz_mm, volume.direction, order, fill_value
     )
-    return sitk.GetArrayFromImage(out)
+
+
+def resample_onto(
+    source: CTVolume,
+    target: CTVolume,
+    *,
+    array: np.ndarray | None = None,
+    order: int = 1,
+    fill_value: float = -1000.0,
+) -> np.ndarray:
+    """Resample ``array`` (default ``source.hu``), on ``source``'s grid, onto ``target``'s grid.
+
+    The grids may differ in origin, spacing, size and direction; every target voxel samples the source at
+    the same world point.
+    """
+    return _resample(
+        source,
+        array,
+        target.shape,
+        target.spacing_zyx_mm,
+        target.origin_xyz_mm,
+        target.direction,
+        order,
+        fill_value,
+    )
 
 
 def resample_isotropic(

@@ -1,0 +1,127 @@
+"""Intake benchmark: lungcad's full intake vs SimpleITK's series read + resample, same series, same run.
+
+lungcad intake = DICOM discovery + load + lung mask + QA + crop + 1 mm resampling + normalisation.
+Reference      = SimpleITK ImageSeriesReader (GDCM) + Resample to 1 mm (linear) of the whole volume.
+
+Each measurement runs in a fresh process so its peak RSS is its own.  Usage:
+
+    python benchmarks/bench_intake.py [--series DIR] [--repeats 3] [--thin-slices 600] [--skip-thin]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_SERIES = REPO.parent / "shared" / "data" / "lidc" / "LIDC-IDRI-0001" / "01-01-2000-30178" / "3000566-03192"
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _lungcad_intake(path: str) -> dict[str, float]:
+    from lungcad.io import load_ct
+    from lungcad.preprocess.pipeline import preprocess_ct
+
+    t0 = time.perf_counter()
+    volume = load_ct(path)
+    t_load = time.perf_counter() - t0
+    pre = preprocess_ct(volume)
+    total = time.perf_counter() - t0
+    return {"total_s": total, "load_s": t_load, **{f"{k}_s": v for k, v in pre.timings_s.items()},
+            "peak_rss_mb": _peak_rss_mb(), "out_voxels": float(pre.image.size)}
+
+
+def _sitk_reference(path: str) -> dict[str, float]:
+    import SimpleITK as sitk
+
+    t0 = time.perf_counter()
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(path))
+    image = reader.Execute()
+    t_read = time.perf_counter() - t0
+    spacing = image.GetSpacing()
+    size = [int(np.floor((n - 1) * s / 1.0 + 1e-6)) + 1 for n, s in zip(image.GetSize(), spacing, strict=True)]
+    ref = sitk.Image(size, image.GetPixelID())
+    ref.SetSpacing((1.0, 1.0, 1.0))
+    ref.SetOrigin(image.GetOrigin())
+    ref.SetDirection(image.GetDirection())
+    out = sitk.Resample(image, ref, sitk.Transform(), sitk.sitkLinear, -1024.0)
+    total = time.perf_counter() - t0
+    return {"total_s": total, "read_s": t_read, "peak_rss_mb": _peak_rss_mb(),
+            "out_voxels": float(np.prod(out.GetSize()))}
+
+
+def _run(fn, path: str) -> dict[str, float]:
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(1) as pool:
+        return pool.apply(fn, (path,))
+
+
+def _best(fn, path: str, repeats: int) -> dict[str, float]:
+    runs = [_run(fn, path) for _ in range(repeats)]
+    return min(runs, key=lambda r: r["total_s"])
+
+
+def _write_thin_series(out: Path, n_slices: int) -> None:
+    sys.path.insert(0, str(REPO / "tests"))
+    from lungcad.io.dicom_write import write_ct_series
+    from lungcad.types import CTVolume
+
+    rng = np.random.default_rng(0)
+    z, y, x = np.ogrid[:n_slices, :512, :512]
+    hu = np.full((n_slices, 512, 512), -1000.0, dtype=np.float32)
+    body = ((y - 256) / 230.0) ** 2 + ((x - 256) / 240.0) ** 2 < 1
+    hu[:, body[0]] = 40.0
+    for cx in (160, 352):
+        lung = ((y - 250) / 150.0) ** 2 + ((x - cx) / 80.0) ** 2 + ((z - n_slices / 2) / (0.45 * n_slices)) ** 2 < 1
+        hu[lung] = -850.0
+    hu += rng.normal(0, 20, hu.shape).astype(np.float32)
+    write_ct_series(CTVolume(hu, (0.625, 0.7, 0.7), (-180.0, -180.0, -300.0)), out, uid_seed="bench")
+
+
+def _report(name: str, ours: dict[str, float], ref: dict[str, float]) -> None:
+    ratio = ours["total_s"] / ref["total_s"]
+    print(f"\n== {name}")
+    print(f"  lungcad intake  {ours['total_s']:7.2f} s  peak RSS {ours['peak_rss_mb']:7.0f} MB   "
+          + " ".join(f"{k[:-2]}={v:.2f}" for k, v in ours.items() if k.endswith("_s") and k != "total_s"))
+    print(f"  SimpleITK ref   {ref['total_s']:7.2f} s  peak RSS {ref['peak_rss_mb']:7.0f} MB   "
+          f"read={ref['read_s']:.2f} resample={ref['total_s'] - ref['read_s']:.2f}")
+    print(f"  ratio lungcad / SimpleITK = {ratio:.2f}x  (target <= 1.5x; lungcad output {ours['out_voxels'] / 1e6:.1f} "
+          f"Mvox cropped to the lungs, SimpleITK {ref['out_voxels'] / 1e6:.1f} Mvox whole volume)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--series", type=Path, default=DEFAULT_SERIES)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--thin-slices", type=int, default=600)
+    parser.add_argument("--skip-thin", action="store_true")
+    args = parser.parse_args()
+    if args.series.is_dir():
+        ours = _best(_lungcad_intake, str(args.series), args.repeats)
+        ref = _best(_sitk_reference, str(args.series), args.repeats)
+        _report(f"LIDC-IDRI-0001 ({args.series.name}, best of {args.repeats})", ours, ref)
+    else:
+        print(f"real series not found at {args.series}: skipping (pass --series DIR)")
+    if not args.skip_thin:
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            _write_thin_series(Path(tmp), args.thin_slices)
+            print(f"\n(wrote synthetic 512x512x{args.thin_slices} series in {time.perf_counter() - t0:.1f} s)")
+            ours = _best(_lungcad_intake, tmp, 1)
+            ref = _best(_sitk_reference, tmp, 1)
+            _report(f"synthetic thin-slice 512x512x{args.thin_slices} (0.625 mm)", ours, ref)
+
+
+if __name__ == "__main__":
+    main()
