@@ -73,11 +73,36 @@ class AnnotationConfig(_Section):
 
 
 class ModelConfig(_Section):
+    """The multi-task U-Net (``lungcad.model.LungUNet``; its docstring explains the defaults and cost)."""
+
     in_channels: int = Field(1, ge=1, le=4)
-    widths: tuple[int, int, int, int] = (16, 32, 64, 96)
-    norm: Literal["batch", "instance", "group"] = "instance"
-    head_stride: Literal[1, 2] = 2
-    dropout: float = Field(0.0, ge=0, lt=1)
+    widths: tuple[int, int, int, int] = Field(
+        (16, 32, 64, 96), description="channels of U-Net levels 1..4 (level 4 = bottleneck)"
+    )
+    depth: int = Field(2, ge=1, le=4, description="3x3x3 convs per level after each resampling step")
+    norm: Literal["batch", "instance", "group"] = Field(
+        "batch", description="batch folds into the convs at inference and is window-independent"
+    )
+    head_stride: Literal[1, 2] = Field(2, description="2 = strided stem, trunk and heads at 1/2 resolution")
+    dropout: float = Field(0.0, ge=0, lt=1, description="channel dropout at the bottleneck")
+
+    @model_validator(mode="after")
+    def _positive_widths(self) -> ModelConfig:
+        if any(w < 1 or w > 1024 for w in self.widths):
+            raise ValueError(f"model.widths must be in [1, 1024], got {self.widths}")
+        return self
+
+    @property
+    def total_stride(self) -> int:
+        """Input sizes that are multiples of this need no internal padding (head_stride x 8)."""
+        return self.head_stride * 8
+
+
+LOSS_TERMS: tuple[str, ...] = ("segmentation", "heatmap", "size", "triage")
+
+# Patch sides must be multiples of the largest model stride (16 with the default strided stem): the
+# model would pad other sizes internally, spending compute on voxels that carry no loss.
+PATCH_MULTIPLE = 16
 
 
 class TrainConfig(_Section):
@@ -97,8 +122,26 @@ class TrainConfig(_Section):
     hard_negative_every_n_epochs: int = Field(5, ge=1)
     early_stop_patience: int = Field(6, ge=1)
     loss_weights: dict[str, float] = Field(
-        default_factory=lambda: {"segmentation": 1.0, "heatmap": 1.0, "size": 0.1, "triage": 0.2}
+        default_factory=lambda: {"segmentation": 1.0, "heatmap": 1.0, "size": 0.1, "triage": 0.2},
+        description=f"weight of each loss term; keys from {LOSS_TERMS}, missing keys weigh 0",
     )
+    triage_pos_weight: float = Field(
+        1.0, gt=0, le=100, description="weight of actionable centres in the triage BCE (class imbalance)"
+    )
+
+    @model_validator(mode="after")
+    def _check_patch_and_weights(self) -> TrainConfig:
+        if any(p < PATCH_MULTIPLE or p % PATCH_MULTIPLE for p in self.patch_size):
+            raise ValueError(
+                f"train.patch_size must be positive multiples of {PATCH_MULTIPLE}, got {self.patch_size}"
+            )
+        unknown = sorted(set(self.loss_weights) - set(LOSS_TERMS))
+        if unknown:
+            raise ValueError(f"train.loss_weights has unknown terms {unknown}; allowed: {LOSS_TERMS}")
+        negative = {k: v for k, v in self.loss_weights.items() if not v >= 0}
+        if negative:
+            raise ValueError(f"train.loss_weights must be >= 0, got {negative}")
+        return self
 
 
 class InferConfig(_Section):
