@@ -25,10 +25,10 @@ Conventions (each one is a choice; they are written here so that results can be 
 * Volume: consensus voxel count x voxel volume (mm^3).
 * Characteristics: per characteristic, the median over the readers who rated it (float; a reader with two
   marks in the cluster contributes the ratings of their larger mark).
-* Truncated: the consensus mask or a reader mask reaches the first or last plane of the volume or beyond
-  (a slab, or a nodule at the edge of the scan); ``fraction_inside`` says how much of the consensus mask
-  lies inside the loaded volume.  Truncated nodules are measured from all their contours, not from the
-  part inside the volume.
+* Truncated: the consensus mask reaches the first or last plane of the volume along any axis (or lies
+  beyond it), or a reader's contours lie outside the volume (a slab, or a nodule at the edge of the scan);
+  ``fraction_inside`` says how much of the consensus mask lies inside the loaded volume.  Truncated
+  nodules are still measured from all their contours, not from the part inside the volume.
 """
 
 from __future__ import annotations
@@ -245,7 +245,9 @@ def _measure(cluster: Sequence[ReaderMark], volume: CTVolume, agreement_level: f
         diameter: float | None = float(np.mean([_equivalent_diameter(v) for v in volumes]))
         center_vox = np.mean(centroids, axis=0)
         shape = volume.shape
-        truncated = mask.touches_edge(shape) or any(m.mask.touches_edge(shape) for m in contoured)
+        truncated = mask.touches_edge(shape) or any(
+            _inside_count(m.mask, shape) < m.mask.count() for m in contoured
+        )
         fraction = _inside_count(mask, shape) / mask.count()
         category = lung_rads_category(diameter, texture)
     else:
