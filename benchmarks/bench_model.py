@@ -1,0 +1,164 @@
+"""Forward-pass speed of the lungcad U-Net against MONAI BasicUNet on this CPU (not a timed test).
+
+Measures, in one run and on the same inputs (batch 1, ``torch.set_num_threads(2)`` by default):
+
+* forward time of ``LungUNet`` (default config) and of MONAI ``BasicUNet`` with its default features
+  ``(32, 32, 64, 128, 256, 32)`` for 96^3 and 128^3 patches, in fp32 and under bf16 autocast, plus our model
+  through ``optimize_for_cpu`` (TorchScript, BN folded) in fp32;
+* FLOPs per voxel of both (``lungcad.model.flops``), achieved GFLOP/s, and the share of a matmul peak
+  probed in the same run (a 2048^2 GEMM, fp32 and bf16);
+* the reference / ours time ratio, and a full-scan estimate: 300 x 350 x 350 voxels (a chest at 1 mm)
+  tiled by 96^3 windows at overlap 0.25 as MONAI's ``sliding_window_inference`` does (blending and
+  preprocessing not included).
+
+Every time is the minimum over ``--repeats`` runs after one warm-up (the CPU is shared; the minimum is
+the least disturbed).  Run: ``.venv/bin/python benchmarks/bench_model.py [--json out.json]`` (~1-2 min).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+from monai.networks.nets import BasicUNet
+from torch import nn
+
+from lungcad.config import ModelConfig
+from lungcad.model import LungUNet, flops_per_voxel, optimize_for_cpu
+
+SCAN_VOXELS = (300, 350, 350)
+WINDOW, OVERLAP = 96, 0.25
+
+
+def best_time(fn: Callable[[], object], repeats: int) -> float:
+    """Minimum wall time (s) of ``fn`` over ``repeats`` runs after one warm-up run."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def matmul_peak_gflops(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
+    """Achieved GFLOP/s of an ``n x n`` GEMM: the practical compute ceiling for this dtype."""
+    a = torch.randn(n, n).to(dtype)
+    b = torch.randn(n, n).to(dtype)
+    return 2 * n**3 / best_time(lambda: a @ b, repeats) / 1e9
+
+
+def windows_per_scan(scan: tuple[int, ...], window: int, overlap: float) -> int:
+    """Number of windows MONAI's sliding window places: ``ceil((L - w) / step) + 1`` per axis."""
+    step = max(int(window * (1 - overlap)), 1)
+    return math.prod(math.ceil(max(s - window, 0) / step) + 1 for s in scan)
+
+
+def time_forward(model: nn.Module, size: int, bf16: bool, repeats: int) -> float:
+    x = torch.rand(1, 1, size, size, size)
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext()
+
+    def run() -> object:
+        with torch.inference_mode(), autocast:
+            return model(x)
+
+    return best_time(run, repeats)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[96, 128], help="cubic patch sides")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of our model")
+    parser.add_argument("--reference-repeats", type=int, default=2, help="timed runs of BasicUNet")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    ours = LungUNet.from_config(ModelConfig()).eval()
+    reference = BasicUNet(spatial_dims=3, in_channels=1, out_channels=2).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TorchScript deprecation notice
+        ours_jit = optimize_for_cpu(ours)
+    fpv = {"ours": flops_per_voxel(ours, (32, 32, 32)), "basicunet": flops_per_voxel(reference, (32, 32, 32))}
+    peak = {"fp32": matmul_peak_gflops(torch.float32), "bf16": matmul_peak_gflops(torch.bfloat16)}
+
+    # The CPU is shared: a load average near or above the core count means the numbers below are disturbed.
+    print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    print(
+        f"threads {args.threads}; matmul peak fp32 {peak['fp32']:.0f} GFLOP/s, "
+        f"bf16 {peak['bf16']:.0f} GFLOP/s"
+    )
+    print(
+        f"FLOPs/voxel: ours {fpv['ours'] / 1e3:.2f} k, BasicUNet {fpv['basicunet'] / 1e3:.1f} k "
+        f"({fpv['basicunet'] / fpv['ours']:.1f}x)"
+    )
+    header = f"{'patch':>6} {'model':<14} {'prec':<5} {'ms':>9} {'GFLOP/s':>8} {'%peak':>6} {'ref/ours':>9}"
+    print(header)
+    print("-" * len(header))
+
+    variants = [
+        ("basicunet", reference, "fp32", args.reference_repeats),
+        ("basicunet", reference, "bf16", args.reference_repeats),
+        ("ours", ours, "fp32", args.repeats),
+        ("ours", ours, "bf16", args.repeats),
+        ("ours-jit", ours_jit, "fp32", args.repeats),
+    ]
+    rows = []
+    for size in args.sizes:
+        ref_ms: dict[str, float] = {}
+        for name, model, prec, repeats in variants:
+            seconds = time_forward(model, size, prec == "bf16", repeats)
+            flops = fpv["basicunet" if name == "basicunet" else "ours"] * size**3
+            gflops = flops / seconds / 1e9
+            row = {
+                "patch": size,
+                "model": name,
+                "precision": prec,
+                "ms": seconds * 1e3,
+                "gflops": gflops,
+                "peak_fraction": gflops / peak[prec],
+            }
+            if name == "basicunet":
+                ref_ms[prec] = row["ms"]
+            else:
+                row["speedup_vs_basicunet_same_precision"] = ref_ms[prec] / row["ms"]
+            rows.append(row)
+            ratio = f"{row['speedup_vs_basicunet_same_precision']:.1f}x" if name != "basicunet" else ""
+            print(
+                f"{size:>5}^3 {name:<14} {prec:<5} {row['ms']:>9.1f} {gflops:>8.1f} "
+                f"{100 * row['peak_fraction']:>5.0f}% {ratio:>9}",
+                flush=True,
+            )
+
+    n_win = windows_per_scan(SCAN_VOXELS, WINDOW, OVERLAP)
+    at96 = {(r["model"], r["precision"]): r["ms"] for r in rows if r["patch"] == WINDOW}
+    if at96:
+        ref_s = n_win * at96[("basicunet", "fp32")] / 1e3
+        print(
+            f"\nfull-scan estimate, {SCAN_VOXELS} voxels, {n_win} windows of {WINDOW}^3 at overlap {OVERLAP}:"
+        )
+        for key, ms in sorted(at96.items(), key=lambda kv: kv[1], reverse=True):
+            scan_s = n_win * ms / 1e3
+            print(f"  {key[0]:<10} {key[1]:<5} {scan_s:7.1f} s   ({ref_s / scan_s:5.1f}x vs BasicUNet fp32)")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {"threads": args.threads, "matmul_peak_gflops": peak, "flops_per_voxel": fpv, "rows": rows},
+                indent=2,
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
