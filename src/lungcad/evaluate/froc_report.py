@@ -15,7 +15,7 @@ def write_froc_csv(result: FrocResult, path: str | Path) -> None:
     with atomic_text_writer(path) as handle:
         handle.write("fps_per_scan,sensitivity,threshold\n")
         for x, y, t in zip(c.fps_per_scan, c.sensitivity, c.thresholds, strict=True):
-            handle.write(f"{x!r},{y!r},{'inf' if math.isinf(t) else repr(float(t))}\n")
+            handle.write(f"{float(x)!r},{float(y)!r},{'inf' if math.isinf(t) else repr(float(t))}\n")
 
 
 def write_bootstrap_csv(result: FrocResult, path: str | Path) -> None:
