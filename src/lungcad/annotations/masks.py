@@ -15,9 +15,9 @@ Conventions (why, with a worked example):
   partly outside a slab is still measured from all its contours and can be flagged as truncated.
 * Filling: LIDC readers were instructed to draw each outline just outside the nodule, so the nodule is the
   pixels strictly inside the contour line (``include_contour=False``, the default); ``include_contour=True``
-  adds the line itself.  Measured on LIDC-IDRI-0001 and -0003 (tests/annotations/test_consensus_real.py):
+  adds the line itself.  Measured on LIDC-IDRI-0001 and the 0003 slab (mean over the four readers):
   the readers' volume-equivalent diameters average 23.11 mm without the line and 24.28 mm with it, against
-  LUNA16's 23.35 mm; 9.00 vs 10.15 mm against 8.79 mm; 12.96 vs 14.19 mm against 12.82 mm.
+  LUNA16's 23.35 mm; 9.00 vs 10.20 mm against 8.79 mm; 12.96 vs 14.19 mm against 12.82 mm.
 * Exclusion contours (``inclusion`` FALSE) outline holes: the pixels strictly inside them are removed after
   all inclusion contours of that slice are filled; the hole's outline stays part of the nodule.
 """
