@@ -15,6 +15,8 @@ are absent (``None``) or partly empty (only the present keys), exclusion contour
 to subtract, see ``masks.py``), reader IDs that are negative numbers or ``anonymous``.  A chest-radiograph
 read (``IdriReadMessage``) is rejected with a message that says what it is.
 
+The writer lives in ``lidc_xml_write.py`` and is re-exported here (``write_lidc_xml``).
+
 Errors name the file and the line: the tree is built with expat directly (``xml.parsers.expat``) so that
 every element keeps its line number; expat does not fetch external entities.
 """
@@ -25,14 +27,27 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.parsers import expat
-from xml.sax.saxutils import escape
 
-from lungcad.annotations._files import atomic_text_writer
-from lungcad.annotations.model import CHARACTERISTICS, LidcRead, PointMark, ReaderNodule, ReadingSession, Roi
+from lungcad.annotations.lidc_xml_write import (
+    LIDC_NAMESPACE,
+    LIDC_ROOT,
+    is_small_nodule_shape,
+    write_lidc_xml,
+)
+from lungcad.annotations.model import LidcRead, PointMark, ReaderNodule, ReadingSession, Roi
 from lungcad.errors import AnnotationError
 
-LIDC_NAMESPACE = "http://www.nih.gov"
-LIDC_ROOT = "LidcReadMessage"
+__all__ = [
+    "CHARACTERISTIC_RANGES",
+    "IDRI_ROOT",
+    "LIDC_NAMESPACE",
+    "LIDC_ROOT",
+    "find_lidc_xml",
+    "read_lidc_xml",
+    "write_lidc_xml",
+    "xml_root_tag",
+]
+
 IDRI_ROOT = "IdriReadMessage"
 
 # Allowed values of each characteristic (LIDC-IDRI documentation; Armato et al., Med Phys 38:915, 2011).
@@ -186,12 +201,7 @@ class _Reader:
         nodule_id = self.text(node, "noduleID", required=False)[0]
         characteristics = self.characteristics(node.first("characteristics"))
         rois = tuple(self.roi(r) for r in node.all("roi"))
-        if (
-            characteristics is None
-            and len(rois) == 1
-            and len(rois[0].points_colrow) == 1
-            and rois[0].inclusion
-        ):
+        if is_small_nodule_shape(characteristics, rois):
             (col, row) = rois[0].points_colrow[0]
             return PointMark(nodule_id, rois[0].z_mm, rois[0].sop_uid, col, row)
         return ReaderNodule(nodule_id, rois, characteristics)
@@ -335,99 +345,3 @@ def find_lidc_xml(series_dir: str | Path, series_uid: str | None = None) -> Path
         path=folder,
         fix="keep one XML per series folder",
     )
-
-
-# --- writer ---
-
-
-def _e(tag: str, value: object, indent: str) -> str:
-    return f"{indent}<{tag}>{escape(str(value))}</{tag}>\n"
-
-
-def _roi_xml(roi: Roi, indent: str) -> str:
-    inner = indent + "  "
-    out = [f"{indent}<roi>\n", _e("imageZposition", repr(float(roi.z_mm)), inner)]
-    out.append(_e("imageSOP_UID", roi.sop_uid, inner))
-    out.append(_e("inclusion", "TRUE" if roi.inclusion else "FALSE", inner))
-    for col, row in roi.points_colrow:
-        out.append(f"{inner}<edgeMap><xCoord>{int(col)}</xCoord><yCoord>{int(row)}</yCoord></edgeMap>\n")
-    out.append(f"{indent}</roi>\n")
-    return "".join(out)
-
-
-def _nodule_xml(nodule: ReaderNodule, tag: str, indent: str) -> str:
-    inner = indent + "  "
-    out = [f"{indent}<{tag}>\n", _e("noduleID", nodule.nodule_id, inner)]
-    if nodule.characteristics is not None:
-        out.append(f"{inner}<characteristics>\n")
-        for name in CHARACTERISTICS:
-            if name in nodule.characteristics:
-                out.append(_e(name, int(nodule.characteristics[name]), inner + "  "))
-        out.append(f"{inner}</characteristics>\n")
-    out.extend(_roi_xml(r, inner) for r in nodule.rois)
-    out.append(f"{indent}</{tag}>\n")
-    return "".join(out)
-
-
-def _session_xml(session: ReadingSession) -> str:
-    tag = "blindedReadNodule" if session.blinded else "unblindedReadNodule"
-    ind = "    "
-    out = ["  <readingSession>\n"]
-    if session.annotation_version:
-        out.append(_e("annotationVersion", session.annotation_version, ind))
-    out.append(_e("servicingRadiologistID", session.reader_id, ind))
-    out.extend(_nodule_xml(n, tag, ind) for n in session.nodules)
-    for mark in session.small_nodules:
-        roi = Roi(mark.z_mm, mark.sop_uid, True, ((mark.col, mark.row),))
-        out.append(_nodule_xml(ReaderNodule(mark.mark_id, (roi,), None), tag, ind))
-    for mark in session.non_nodules:
-        out.append(f"{ind}<nonNodule>\n")
-        out.append(_e("nonNoduleID", mark.mark_id, ind + "  "))
-        out.append(_e("imageZposition", repr(float(mark.z_mm)), ind + "  "))
-        out.append(_e("imageSOP_UID", mark.sop_uid, ind + "  "))
-        out.append(
-            f"{ind}  <locus><xCoord>{int(mark.col)}</xCoord><yCoord>{int(mark.row)}</yCoord></locus>\n"
-        )
-        out.append(f"{ind}</nonNodule>\n")
-    out.append("  </readingSession>\n")
-    return "".join(out)
-
-
-def write_lidc_xml(read: LidcRead, path: str | Path) -> None:
-    """Write ``read`` as an LIDC ``LidcReadMessage`` XML file (atomically: temp file, then rename).
-
-    The output uses the LIDC namespace and element names, so ``read_lidc_xml(path) == read``.  A small
-    nodule (``PointMark`` in ``small_nodules``) becomes an ``unblindedReadNodule`` with one single-point
-    ``roi`` and no characteristics, exactly as LIDC stores nodules < 3 mm.
-
-    Raises:
-        AnnotationError: a ``ReaderNodule`` that would read back as a small nodule (no characteristics and
-            a single one-point inclusion contour), which would break the round trip.
-    """
-    for session in read.sessions:
-        for nodule in session.nodules:
-            r = nodule.rois
-            if (
-                nodule.characteristics is None
-                and len(r) == 1
-                and len(r[0].points_colrow) == 1
-                and r[0].inclusion
-            ):
-                raise AnnotationError(
-                    f"reader {session.reader_id!r} nodule {nodule.nodule_id!r} has one one-point contour and "
-                    "no characteristics: LIDC stores that as a nodule < 3 mm",
-                    path=path,
-                    fix="put it in ReadingSession.small_nodules as a PointMark, or give it characteristics",
-                )
-    parts = [
-        '<?xml version="1.0" encoding="UTF-8"?>\n',
-        f'<{LIDC_ROOT} xmlns="{LIDC_NAMESPACE}">\n',
-        "  <ResponseHeader>\n",
-        _e("SeriesInstanceUid", read.series_uid, "    "),
-        _e("StudyInstanceUID", read.study_uid, "    "),
-        "  </ResponseHeader>\n",
-        *(_session_xml(s) for s in read.sessions),
-        f"</{LIDC_ROOT}>\n",
-    ]
-    with atomic_text_writer(path) as handle:
-        handle.write("".join(parts))
