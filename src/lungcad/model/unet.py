@@ -26,9 +26,10 @@ norms / activations / interpolation not counted; exact for any input whose sides
     ours, defaults (16, 32, 64, 96), depth 2, head_stride 2        16.07 kFLOP / voxel   (1.37 M params)
     MONAI BasicUNet, features (32, 32, 64, 128, 256, 32)          285.1 kFLOP / voxel   (17.7x more)
 
-Level 1 (16 channels at 1/2 resolution) carries ~60 % of our cost, so its width is what sets the speed:
-(24, 32, 64, 96) costs 27.1 kFLOP / voxel and ran ~1.7x slower, while widening the deeper levels from
-(16, 32, 48, 64) (14.9 kFLOP) to the default bought 1.7x the parameters for no measurable time.
+Level 1 (16 channels at 1/2 resolution) carries ~56 % of our cost (level 2: ~28 %), so its width is what
+sets the speed: (24, 32, 64, 96) costs 27.1 kFLOP / voxel and ran 1.6-2x slower, while widening the
+deeper levels from (16, 32, 48, 64) (14.9 kFLOP) to the default bought 1.7x the parameters for no
+measurable time.
 Measured on this 2-core CPU, one 96^3 window: ~175 ms eager fp32, ~75 ms with ``optimize_for_cpu``
 (BN folded), ~45 ms under bf16 autocast; BasicUNet takes ~2.7 s fp32 (see ``benchmarks/bench_model.py``).
 
@@ -61,6 +62,8 @@ class UNetOutput(NamedTuple):
     Attributes:
         segmentation: ``(B, 1, D, H, W)`` nodule-mask logit at input resolution.
         heatmap: ``(B, 1, ceil(D/s), ceil(H/s), ceil(W/s))`` centre-heatmap logit, ``s = head_stride``.
+            Head voxel ``i`` covers input voxels ``[s*i, s*i + s)``; its centre is input coordinate
+            ``s*i + (s - 1) / 2`` (e.g. ``2i + 0.5``), which is where a peak at ``i`` maps back to.
         size: same shape as ``heatmap``; ``ln(diameter_mm / 10)`` (decode with
             ``lungcad.model.size_coding.decode_diameter``); meaningful at nodule centres only.
         triage: same shape as ``heatmap``; logit of "actionable"; meaningful at nodule centres only.
@@ -80,6 +83,7 @@ class LungUNet(nn.Module):
         widths: channels of levels 1..4 (level 4 is the bottleneck).
         depth: 3x3x3 convs per level after each down/up-sampling step (>= 1).
         norm: ``"batch"`` (default, folds into the convs at inference), ``"instance"`` or ``"group"``.
+            Instance norm needs > 1 voxel at the 1/16 bottleneck in training: patches >= 32^3.
         head_stride: 2 for a strided stem (trunk and heads at half resolution), 1 for full resolution.
         dropout: channel dropout probability at the bottleneck (0 disables it).
 
