@@ -57,6 +57,7 @@ def test_trace_without_example_is_rejected(model: LungUNet) -> None:
         to_torchscript(model, "compile")
 
 
+@pytest.mark.slow  # ~10-20 s: torch.export tracing + ONNX translation
 @pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning")  # inside torch.export
 @pytest.mark.skipif(
     not onnx_available(), reason="onnx/onnxscript/onnxruntime not installed: pip install 'lungcad[export]'"
