@@ -1,42 +1,39 @@
 """The ``lungcad`` command line.  Each command group lives in its own module and registers on ``app``."""
 
-from __future__ import annotations
-
+import importlib
 import sys
+
+from rich.markup import escape
 
 from lungcad.cli.common import app, err_console
 from lungcad.errors import LungcadError
 
+COMMAND_MODULES = ("intake", "annotations", "synth", "train")
+
 
 def _register() -> None:
-    # Imported for their side effect: each module adds its commands to ``app``.
-    from lungcad.cli import annotations, intake, synth  # noqa: F401
+    # Imported for their side effect: each module adds its commands to ``app``.  importlib rather than
+    # ``from lungcad.cli import annotations``, which a ``from __future__ import annotations`` would shadow.
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"lungcad.cli.{name}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: user errors become one line on stderr and exit code 2, never a traceback."""
+    """Entry point: user errors become one line on stderr and exit code 2, never a traceback.
+
+    Usage errors (unknown option, missing argument) are reported by typer itself, also with exit code 2.
+    """
     _register()
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, standalone_mode=True)
     except LungcadError as exc:
-        from rich.markup import escape
-
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return exc.exit_code
-    except SystemExit as exc:  # typer/click exits (e.g. --help)
-        return int(exc.code or 0)
+    except SystemExit as exc:  # typer's normal exit, including --help (0) and usage errors (2)
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 130
-    except Exception as exc:  # click usage errors arrive as ClickException subclasses
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return 2
-        if isinstance(exc, click.exceptions.Abort):
-            return 1
-        raise
     return 0
 
 

@@ -1,0 +1,3 @@
+"""CLI commands of lungcad.train (registered on the shared app)."""
+
+from lungcad.cli.common import app  # noqa: F401

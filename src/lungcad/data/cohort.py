@@ -1,0 +1,192 @@
+"""Read a cohort folder of any supported kind into ``ScanRecord``s, and split it by patient.
+
+Supported layouts (detected in this order):
+
+* **lungcad synthetic** (``lungcad synth``): ``manifest.json`` naming every scan's image, label mask,
+  patient and nodules (texture, malignancy), plus LUNA16 CSVs.
+* **LUNA16**: ``annotations.csv`` (+ optional ``annotations_excluded.csv``) and ``<seriesuid>.mhd`` files
+  anywhere below (``subset0/`` ... ``subset9/``), or DICOM series folders.
+* **LIDC-IDRI**: DICOM series folders each holding its LIDC XML; the ground truth is the readers'
+  consensus (nodules marked by >= 3 of 4 readers, as LUNA16 chose them).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from lungcad.annotations.luna16 import read_luna16_annotations, read_luna16_excluded
+from lungcad.annotations.lungrads import is_actionable, lung_rads_category
+from lungcad.data.records import NoduleGT, ScanRecord
+from lungcad.errors import InputError
+from lungcad.io.discover import discover
+from lungcad.io.image import image_format
+from lungcad.types import Texture
+
+MANIFEST = "manifest.json"
+
+
+def _actionable_from_size(diameter_mm: float, texture: str | None = None) -> bool:
+    tex = Texture(texture) if texture else Texture.SOLID
+    return is_actionable(lung_rads_category(diameter_mm, tex))
+
+
+def read_synthetic_cohort(root: Path) -> list[ScanRecord]:
+    manifest = json.loads((root / MANIFEST).read_text())
+    excluded: dict[str, list] = {}
+    if (root / "annotations_excluded.csv").exists():
+        for row in read_luna16_excluded(root / "annotations_excluded.csv"):
+            excluded.setdefault(row.seriesuid, []).append((row.center_xyz_mm, row.diameter_mm))
+    records = []
+    for scan in manifest["scans"]:
+        uid = scan["series_uid"]
+        nodules = tuple(
+            NoduleGT(
+                tuple(n["center_xyz_mm"]),
+                float(n["diameter_mm"]),
+                bool(n.get("actionable", _actionable_from_size(n["diameter_mm"], n.get("texture")))),
+                n.get("texture"),
+                int(n.get("label", 0)),
+            )
+            for n in scan["nodules"]
+            if float(n["diameter_mm"]) >= 3.0
+        )
+        image = root / (scan.get("mhd") or scan.get("dicom_dir") or scan["image"])
+        mask = root / scan["mask"] if scan.get("mask") else None
+        records.append(
+            ScanRecord(
+                uid, str(scan.get("patient_id", uid)), image, nodules, tuple(excluded.get(uid, [])), mask
+            )
+        )
+    return records
+
+
+def _find_images(root: Path) -> dict[str, Path]:
+    """Series UID -> image path for MetaImage/NIfTI files and DICOM series folders below ``root``."""
+    out: dict[str, Path] = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and image_format(path) == "metaimage" and path.suffix == ".mhd":
+            out[path.stem] = path
+    if not out:
+        found = discover(root)
+        for s in found.ct_series():
+            out[s.series_uid] = s.files[0].parent
+    return out
+
+
+def read_luna16_cohort(root: Path) -> list[ScanRecord]:
+    rows = read_luna16_annotations(root / "annotations.csv")
+    excluded_rows = (
+        read_luna16_excluded(root / "annotations_excluded.csv")
+        if (root / "annotations_excluded.csv").exists()
+        else []
+    )
+    images = _find_images(root)
+    if not images:
+        raise InputError("no scans (.mhd or DICOM series) found", path=root, fix="check the cohort folder")
+    by_uid: dict[str, list[NoduleGT]] = {}
+    for r in rows:
+        by_uid.setdefault(r.seriesuid, []).append(
+            NoduleGT(r.center_xyz_mm, r.diameter_mm, _actionable_from_size(r.diameter_mm))
+        )
+    excl: dict[str, list] = {}
+    for r in excluded_rows:
+        excl.setdefault(r.seriesuid, []).append((r.center_xyz_mm, r.diameter_mm))
+    return [
+        ScanRecord(uid, uid, path, tuple(by_uid.get(uid, [])), tuple(excl.get(uid, [])))
+        for uid, path in sorted(images.items())
+    ]
+
+
+def read_lidc_cohort(root: Path, min_readers: int = 3) -> list[ScanRecord]:
+    from lungcad.annotations.consensus import consensus_nodules
+    from lungcad.annotations.lidc_xml import find_lidc_xml, read_lidc_xml
+    from lungcad.io import load_ct
+
+    records = []
+    for series in discover(root).ct_series():
+        folder = series.files[0].parent
+        try:
+            xml = find_lidc_xml(folder, series.series_uid)
+        except Exception:  # noqa: BLE001 - a series without its XML is simply not part of the cohort
+            continue
+        volume = load_ct(folder, series.series_uid)
+        nodules = [
+            n
+            for n in consensus_nodules(read_lidc_xml(xml), volume)
+            if n.diameter_mm and n.n_readers >= min_readers
+        ]
+        gts = tuple(
+            NoduleGT(
+                n.center_xyz_mm, float(n.diameter_mm), n.actionable, n.texture.value if n.texture else None
+            )
+            for n in nodules
+        )
+        patient = folder.parts[-3] if len(folder.parts) >= 3 else series.series_uid
+        records.append(ScanRecord(series.series_uid, patient, folder, gts))
+    return records
+
+
+def read_cohort(path: str | Path) -> list[ScanRecord]:
+    """Detect the cohort layout of ``path`` and read it.
+
+    Raises:
+        InputError: the folder does not exist or holds no recognisable cohort.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise InputError(
+            "cohort folder does not exist", path=root, fix="pass a folder made by `lungcad synth`"
+        )
+    if (root / MANIFEST).exists():
+        records = read_synthetic_cohort(root)
+    elif (root / "annotations.csv").exists():
+        records = read_luna16_cohort(root)
+    else:
+        records = read_lidc_cohort(root)
+    if not records:
+        raise InputError(
+            "no scans with ground truth found",
+            path=root,
+            fix="use a lungcad synthetic cohort, a LUNA16 folder (annotations.csv + .mhd) or LIDC DICOM+XML",
+        )
+    return records
+
+
+def split_by_patient(
+    records: Sequence[ScanRecord], val_fraction: float, seed: int
+) -> tuple[list[ScanRecord], list[ScanRecord]]:
+    """Seeded patient-level split: no patient has scans on both sides; at least one patient each side."""
+    patients = sorted({r.patient_id for r in records})
+    if len(patients) < 2:
+        raise InputError(
+            f"a train/validation split needs at least 2 patients, got {len(patients)}",
+            fix="add scans of more patients",
+        )
+    rng = np.random.default_rng(seed)
+    order = list(rng.permutation(patients))
+    n_val = min(len(patients) - 1, max(1, int(round(val_fraction * len(patients)))))
+    val = set(order[:n_val])
+    return [r for r in records if r.patient_id not in val], [r for r in records if r.patient_id in val]
+
+
+def write_split(path: str | Path, train: Sequence[ScanRecord], val: Sequence[ScanRecord]) -> None:
+    Path(path).write_text(
+        json.dumps({"train": [r.scan_id for r in train], "val": [r.scan_id for r in val]}, indent=2)
+    )
+
+
+def load_split(path: str | Path, records: Sequence[ScanRecord]) -> tuple[list[ScanRecord], list[ScanRecord]]:
+    data = json.loads(Path(path).read_text())
+    by_id = {r.scan_id: r for r in records}
+    missing = [s for s in data["train"] + data["val"] if s not in by_id]
+    if missing:
+        raise InputError(
+            f"split file names {len(missing)} scan(s) not in the cohort (e.g. {missing[0]})",
+            path=path,
+            fix="use the cohort the run was started on, or start a new run",
+        )
+    return [by_id[s] for s in data["train"]], [by_id[s] for s in data["val"]]

@@ -1,0 +1,59 @@
+"""Nodule candidates from the centre heatmap: 3-D max-pool non-maximum suppression, threshold, top-K."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class Peaks:
+    """Local maxima of a heatmap.
+
+    Attributes:
+        zyx: (N, 3) int voxel indices in the heatmap's grid, highest score first.
+        scores: (N,) float heatmap probabilities at the peaks.
+    """
+
+    zyx: np.ndarray
+    scores: np.ndarray
+
+
+def find_peaks(
+    heatmap: torch.Tensor | np.ndarray, threshold: float = 0.1, kernel: int = 3, top_k: int = 100
+) -> Peaks:
+    """Voxels that are the maximum of their ``kernel``^3 neighbourhood and at least ``threshold``.
+
+    Args:
+        heatmap: (D, H, W) probabilities (after the sigmoid).
+        threshold: minimum score.
+        kernel: odd NMS window in voxels (3 on a 2 mm head grid suppresses peaks closer than ~4 mm).
+        top_k: keep at most this many, by score.
+
+    Plateaus (equal neighbours) keep every voxel of the plateau; callers that need one point per object
+    merge close peaks afterwards (``merge_close``).
+    """
+    if kernel < 1 or kernel % 2 == 0:
+        raise ValueError(f"kernel must be a positive odd number, got {kernel}")
+    h = torch.as_tensor(heatmap, dtype=torch.float32)
+    if h.ndim != 3:
+        raise ValueError(f"heatmap must be (D, H, W), got shape {tuple(h.shape)}")
+    pooled = F.max_pool3d(h[None, None], kernel, stride=1, padding=kernel // 2)[0, 0]
+    keep = (h == pooled) & (h >= threshold)
+    idx = torch.nonzero(keep)
+    scores = h[keep]
+    order = torch.argsort(scores, descending=True)[:top_k]
+    return Peaks(idx[order].numpy().astype(np.int64), scores[order].numpy().astype(np.float64))
+
+
+def merge_close(points_mm: np.ndarray, scores: np.ndarray, min_distance_mm: float) -> np.ndarray:
+    """Greedy suppression: indices kept, highest score first, none closer than ``min_distance_mm``."""
+    order = np.argsort(-scores, kind="stable")
+    kept: list[int] = []
+    for i in order:
+        if all(np.linalg.norm(points_mm[i] - points_mm[j]) >= min_distance_mm for j in kept):
+            kept.append(int(i))
+    return np.asarray(kept, dtype=np.int64)

@@ -1,0 +1,92 @@
+"""Full-scan detection on cached scans: validation CPM during training and hard-negative mining."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from torch import nn
+
+from lungcad.annotations.model import LunaAnnotation
+from lungcad.data.cache import CachedScan, nodules_of
+from lungcad.evaluate.froc import FrocResult, evaluate_froc
+from lungcad.infer.candidates import candidates_from_prediction, to_luna_candidates
+from lungcad.infer.sliding import predict_volume
+from lungcad.types import Finding
+
+
+@dataclass(frozen=True)
+class DetectionSettings:
+    patch_size: tuple[int, int, int] = (96, 96, 96)
+    overlap: float = 0.25
+    threshold: float = 0.05
+    top_k: int = 100
+    bf16: bool = False
+
+
+def detect_cached(model: nn.Module, scan: CachedScan, settings: DetectionSettings) -> list[Finding]:
+    """Candidates of one cached scan (world coordinates), filtered by its lung mask."""
+    pred = predict_volume(
+        model,
+        np.asarray(scan.image, dtype=np.float32),
+        settings.patch_size,
+        settings.overlap,
+        bf16=settings.bf16,
+    )
+    return candidates_from_prediction(
+        pred,
+        scan.grid,
+        lung_mask=np.asarray(scan.lung).astype(bool),
+        threshold=settings.threshold,
+        top_k=settings.top_k,
+    )
+
+
+def cohort_froc(
+    model: nn.Module, scans: Sequence[CachedScan], settings: DetectionSettings, bootstrap: int = 0
+) -> FrocResult | None:
+    """LUNA16 FROC of the model over ``scans``; ``None`` when they hold no nodule (CPM undefined)."""
+    annotations: list[LunaAnnotation] = []
+    excluded: list[LunaAnnotation] = []
+    candidates = []
+    for scan in scans:
+        uid = scan.record.scan_id
+        annotations += [LunaAnnotation(uid, *n.center_xyz_mm, n.diameter_mm) for n in nodules_of(scan)]
+        excluded += [LunaAnnotation(uid, *c, d) for c, d in scan.record.excluded]
+        candidates += to_luna_candidates(uid, detect_cached(model, scan, settings))
+    if not annotations:
+        return None
+    return evaluate_froc(
+        annotations, excluded, [s.record.scan_id for s in scans], candidates, bootstrap_samples=bootstrap
+    )
+
+
+def mine_hard_negatives(
+    model: nn.Module,
+    scans: Sequence[CachedScan],
+    scan_indices: Sequence[int],
+    settings: DetectionSettings,
+    per_scan: int = 10,
+    clearance_mm: float = 5.0,
+) -> list[tuple[int, tuple[int, int, int]]]:
+    """The highest-scoring false positives of the current model: ``(scan index, centre voxel)`` pairs.
+
+    A candidate is a false positive when it lies farther than ``radius + clearance_mm`` from every nodule
+    and excluded finding of its scan.
+    """
+    hard: list[tuple[int, tuple[int, int, int]]] = []
+    for i in scan_indices:
+        scan = scans[i]
+        avoid = [(np.asarray(n.center_xyz_mm), n.diameter_mm / 2) for n in nodules_of(scan)]
+        avoid += [(np.asarray(c), max(d, 10.0) / 2) for c, d in scan.record.excluded]
+        found = 0
+        for f in detect_cached(model, scan, settings):
+            p = np.asarray(f.center_xyz_mm)
+            if all(np.linalg.norm(p - c) > r + clearance_mm for c, r in avoid):
+                zyx = tuple(int(round(v)) for v in scan.grid.world_to_voxel(p))
+                hard.append((i, zyx))  # type: ignore[arg-type]
+                found += 1
+                if found >= per_scan:
+                    break
+    return hard

@@ -1,0 +1,117 @@
+"""The LightningModule: multi-task U-Net, weighted loss, AdamW with warm-up + cosine, validation CPM."""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+
+from lungcad.config import LungcadConfig
+from lungcad.model.unet import LungUNet
+from lungcad.train.detection_eval import DetectionSettings, cohort_froc
+from lungcad.train.losses import MultiTaskLoss
+from lungcad.types import BatchKey
+
+CKPT_KEY = "lungcad"
+
+
+def warmup_cosine(step: int, warmup: int, total: int, floor: float = 0.02) -> float:
+    """LR multiplier: linear warm-up over ``warmup`` steps, then cosine from 1 to ``floor`` at ``total``.
+
+    Example: warmup=100, total=1100 -> step 50: 0.505; step 100: 1.0; step 600: 0.51; step 1100: 0.02.
+    """
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class LungCADModule(L.LightningModule):
+    """Training and validation of ``LungUNet`` on patch batches (keys from ``BatchKey``).
+
+    Validation logs the patch losses every validation epoch and, every ``val_every_n_epochs`` epochs (and
+    on the last), runs full-scan detection on the datamodule's validation scans and logs ``val/cpm``.
+    Between CPM epochs ``val/cpm`` repeats the last value so checkpointing and early stopping always see
+    it (they count validation epochs, so patience is ``early_stop_patience x val_every_n_epochs``).
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.save_hyperparameters({"config": config})
+        self.cfg = LungcadConfig.model_validate(config)
+        self.model = LungUNet.from_config(self.cfg.model)
+        self.loss = MultiTaskLoss.from_config(self.cfg.train)
+        self.last_cpm = 0.0
+        self.best_cpm = 0.0
+        i = self.cfg.infer
+        self.detection = DetectionSettings(patch_size=i.patch_size, overlap=i.overlap, threshold=0.05)
+
+    def forward(self, x: torch.Tensor):  # noqa: ANN201 - UNetOutput
+        return self.model(x)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        out = self.model(batch[BatchKey.IMAGE])
+        loss = self.loss(out, batch)
+        bs = batch[BatchKey.IMAGE].shape[0]
+        self.log_dict({f"train/{k}": v for k, v in loss.terms.items()}, batch_size=bs, prog_bar=False)
+        self.log("train/loss", loss.total.detach(), batch_size=bs, prog_bar=True)
+        return loss.total
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        out = self.model(batch[BatchKey.IMAGE])
+        loss = self.loss(out, batch)
+        bs = batch[BatchKey.IMAGE].shape[0]
+        self.log_dict({f"val/{k}": v for k, v in loss.terms.items()}, batch_size=bs)
+
+    def _is_cpm_epoch(self) -> bool:
+        every = self.cfg.train.val_every_n_epochs
+        last = self.trainer.max_epochs is not None and self.current_epoch + 1 >= self.trainer.max_epochs
+        return (self.current_epoch + 1) % every == 0 or last
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            return
+        dm = getattr(self.trainer, "datamodule", None)
+        scans = list(getattr(dm, "val_scans", []))[: self.cfg.train.val_scans_max]
+        if scans and self._is_cpm_epoch():
+            result = cohort_froc(self.model, scans, self.detection)
+            if result is not None:
+                self.last_cpm = result.cpm
+                self.best_cpm = max(self.best_cpm, result.cpm)
+                for rate, sens in zip(result.fp_rates, result.sensitivities, strict=True):
+                    self.log(f"val/sens@{rate:g}", sens)
+        self.log("val/cpm", self.last_cpm, prog_bar=True)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        t = self.cfg.train
+        opt = torch.optim.AdamW(self.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        total = t.epochs * t.steps_per_epoch
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, t.warmup_steps, total))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[CKPT_KEY] = {
+            "config": self.cfg.model_dump(mode="json"),
+            "config_hash": self.cfg.config_hash(),
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "numpy": np.random.get_state(),  # noqa: NPY002 - restoring the legacy global state
+                "python": random.getstate(),
+            },
+            "best_cpm": self.best_cpm,
+            "last_cpm": self.last_cpm,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get(CKPT_KEY, {})
+        rng = state.get("rng")
+        if rng:
+            torch.set_rng_state(rng["torch"])
+            np.random.set_state(rng["numpy"])  # noqa: NPY002
+            random.setstate(rng["python"])
+        self.best_cpm = float(state.get("best_cpm", 0.0))
+        self.last_cpm = float(state.get("last_cpm", 0.0))
