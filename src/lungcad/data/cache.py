@@ -99,7 +99,12 @@ def _write_entry(record: ScanRecord, cfg: PreprocessConfig, final: Path) -> None
             "qa_verdict": pre.qa.verdict.value,
         }
         (tmp / "meta.json").write_text(json.dumps(meta))
-        tmp.rename(final)
+        try:
+            tmp.rename(final)
+        except OSError:
+            if not (final / "meta.json").exists():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)  # another process cached the same scan first: keep theirs
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -59,6 +59,10 @@ class CohortDataModule(L.LightningDataModule):
         self._resume_items = 0
         self._hard: list[tuple[int, tuple[int, int, int]]] = []
 
+    def prepare_data(self) -> None:
+        """Preprocess every scan once (Lightning runs this on one process per machine)."""
+        cache_scans(self.cache, self.train_records + self.val_records, "all", self.show_progress)
+
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
@@ -92,7 +96,9 @@ class CohortDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         assert self.train_set is not None, "setup() first"  # Lightning calls setup before this
-        sampler = ResumableSampler(len(self.train_set))
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        sampler = ResumableSampler(len(self.train_set), rank, world)
         if self._resume_items:
             sampler.skip(self._resume_items)
             self._resume_items = 0

@@ -19,6 +19,8 @@ LAST_CKPT = "last.ckpt"
 class StatusCallback(L.Callback):
     """Streams ``TrainingState`` to ``status.json`` every ``every_n_steps`` steps and at every state change.
 
+    Under DDP only global rank 0 writes.
+
     Throughput and the data-wait share are measured between batches: the time from the end of one
     training step to the start of the next is time spent waiting for the data loader.
     """
@@ -32,11 +34,17 @@ class StatusCallback(L.Callback):
         self._wait = 0.0
         self._busy = 0.0
         self._samples = 0
+        self._rank_zero = True
+
+    def _write(self) -> None:
+        if self._rank_zero:
+            self.state.write(self.run_dir)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._rank_zero = trainer.is_global_zero
         self.state.status = "running"
         self.state.total_steps = int(trainer.estimated_stepping_batches)
-        self.state.write(self.run_dir)
+        self._write()
 
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
@@ -75,7 +83,7 @@ class StatusCallback(L.Callback):
         module = trainer.lightning_module
         s.best_cpm = float(getattr(module, "best_cpm", 0.0))
         s.last_cpm = float(getattr(module, "last_cpm", 0.0))
-        s.write(self.run_dir)
+        self._write()
         self._busy = self._wait = 0.0
         self._samples = 0
 
@@ -83,20 +91,20 @@ class StatusCallback(L.Callback):
         if not trainer.sanity_checking:
             self.state.best_cpm = float(getattr(pl_module, "best_cpm", 0.0))
             self.state.last_cpm = float(getattr(pl_module, "last_cpm", 0.0))
-            self.state.write(self.run_dir)
+            self._write()
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.state.status == "running":
             self.state.status = "finished"
         self.state.epoch, self.state.step = int(trainer.current_epoch), int(trainer.global_step)
-        self.state.write(self.run_dir)
+        self._write()
 
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:
         self.state.status = "failed"
         self.state.message = f"{type(exception).__name__}: {exception}"
-        self.state.write(self.run_dir)
+        self._write()
 
 
 class ControlCallback(L.Callback):

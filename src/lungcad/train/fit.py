@@ -61,7 +61,7 @@ def _logger(run_dir: Path, tracking_uri: str | None, use_mlflow: bool) -> Any:
             return MLFlowLogger(experiment_name="lungcad", run_name=run_dir.name, tracking_uri=uri)
     from lightning.pytorch.loggers import CSVLogger
 
-    return CSVLogger(save_dir=str(run_dir), name="", version="")
+    return CSVLogger(save_dir=str(run_dir), name="logs", version="")
 
 
 def prepare_run(cfg: LungcadConfig, data_dir: Path, run_dir: Path) -> tuple[list, list]:
@@ -89,7 +89,9 @@ def fit(
     use_mlflow: bool = True,
     max_steps: int = -1,
     devices: int = 1,
+    strategy: str | None = None,
     show_progress: bool = True,
+    extra_callbacks: list[L.Callback] | None = None,
 ) -> TrainResult:
     """Train (or resume) one run.
 
@@ -100,6 +102,8 @@ def fit(
         cache_dir: preprocessed-scan cache (default ``<run_dir>/../cache``).
         max_steps: stop after this many optimiser steps (-1: the configured epochs).
         devices: CPU processes / GPUs; > 1 uses DDP (gloo on CPU).
+        strategy: Lightning strategy (default "ddp" when ``devices > 1``; "ddp_spawn" inside a test runner).
+        extra_callbacks: run before the control callback (tests use one to request a pause at a step).
     """
     run = Path(run_dir)
     ckpt = run / LAST_CKPT
@@ -129,7 +133,8 @@ def fit(
         save_top_k=1,
         enable_version_counter=False,
     )
-    callbacks: list[L.Callback] = [status, ControlCallback(run, status), EndCheckpoint(run), best]
+    callbacks: list[L.Callback] = [status, *(extra_callbacks or []), ControlCallback(run, status)]
+    callbacks += [EndCheckpoint(run), best]
     if val_records:
         callbacks.append(
             EarlyStopping(
@@ -148,7 +153,8 @@ def fit(
         max_steps=max_steps,
         accelerator="gpu" if on_gpu else "cpu",
         devices=devices,
-        strategy="ddp" if devices > 1 else "auto",
+        strategy=strategy or ("ddp" if devices > 1 else "auto"),
+        use_distributed_sampler=False,  # ResumableSampler shards by rank itself
         precision=precision,
         gradient_clip_val=t.grad_clip,
         deterministic=t.deterministic,

@@ -30,6 +30,17 @@ def warmup_cosine(step: int, warmup: int, total: int, floor: float = 0.02) -> fl
     return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def _numpy_state_to_ckpt() -> list[Any]:
+    """The legacy global NumPy RNG state as tensors and plain numbers (safe for weights-only loading)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002 - legacy global state
+    return [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)]
+
+
+def _numpy_state_from_ckpt(state: list[Any]) -> None:
+    name, keys, pos, has_gauss, cached = state
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))  # noqa: NPY002
+
+
 class LungCADModule(L.LightningModule):
     """Training and validation of ``LungUNet`` on patch batches (keys from ``BatchKey``).
 
@@ -99,7 +110,7 @@ class LungCADModule(L.LightningModule):
             "config_hash": self.cfg.config_hash(),
             "rng": {
                 "torch": torch.get_rng_state(),
-                "numpy": np.random.get_state(),  # noqa: NPY002 - restoring the legacy global state
+                "numpy": _numpy_state_to_ckpt(),
                 "python": random.getstate(),
             },
             "best_cpm": self.best_cpm,
@@ -111,7 +122,7 @@ class LungCADModule(L.LightningModule):
         rng = state.get("rng")
         if rng:
             torch.set_rng_state(rng["torch"])
-            np.random.set_state(rng["numpy"])  # noqa: NPY002
+            _numpy_state_from_ckpt(rng["numpy"])
             random.setstate(rng["python"])
         self.best_cpm = float(state.get("best_cpm", 0.0))
         self.last_cpm = float(state.get("last_cpm", 0.0))
