@@ -10,6 +10,7 @@ scanners do.
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,11 +42,53 @@ class WrittenSeries:
 
 
 def _ds(value: float) -> str:
-    """Format a float for a DS element (at most 16 characters)."""
-    text = f"{value:.6g}"
-    if len(text) > 16:
-        text = f"{value:.8e}"[:16]
-    return text
+    """Format a float for a DS element: the most precise text that fits DS's 16 characters.
+
+    ``%.6g`` would lose geometry: a 0.68359375 mm pixel would read back as 0.683594 and put the last
+    column of a 512 matrix 1.3e-4 mm off; with up to 16 characters DICOM and MetaImage copies of a volume
+    load with identical spacing and origin.
+    """
+    value = float(value)
+    if value == 0.0:
+        return "0"
+    text = repr(value)
+    if len(text) <= 16:
+        return text
+    for digits in range(15, 0, -1):
+        text = f"{value:.{digits}g}"
+        if len(text) <= 16:
+            return text
+    return f"{value:.6g}"
+
+
+@dataclass(frozen=True)
+class SeriesUids:
+    """The UIDs of one series, derived from a seed (see ``derive_series_uids``)."""
+
+    study_uid: str
+    series_uid: str
+    frame_of_reference_uid: str
+    sop_uids: tuple[str, ...]  # index i = slice z index i
+
+
+def _seeded_uid(uid_seed: str | None, tag: str) -> str:
+    if uid_seed is None:
+        return generate_uid(prefix=LUNGCAD_UID_ROOT)
+    return generate_uid(prefix=LUNGCAD_UID_ROOT, entropy_srcs=[uid_seed, tag])
+
+
+def derive_series_uids(uid_seed: str, n_slices: int) -> SeriesUids:
+    """The UIDs ``write_ct_series(..., uid_seed=uid_seed)`` gives a volume of ``n_slices`` slices.
+
+    Lets a caller know the SOP Instance UIDs (0008,0018) before writing, e.g. to reference them from an
+    LIDC XML or from annotations of a series written only as MetaImage.
+    """
+    return SeriesUids(
+        study_uid=_seeded_uid(uid_seed, "study"),
+        series_uid=_seeded_uid(uid_seed, "series"),
+        frame_of_reference_uid=_seeded_uid(uid_seed, "frame-of-reference"),
+        sop_uids=tuple(_seeded_uid(uid_seed, f"sop-{k}") for k in range(n_slices)),
+    )
 
 
 def write_ct_series(
@@ -66,6 +109,8 @@ def write_ct_series(
     manufacturer: str = "lungcad",
     study_date: str = "20000101",
     file_prefix: str = "",
+    skip_slices: Collection[int] = (),
+    series_description: str | None = None,
 ) -> WrittenSeries:
     """Write ``volume`` as one DICOM file per z slice into ``out_dir``.
 
@@ -76,6 +121,8 @@ def write_ct_series(
         uid_seed: when given, every UID is derived deterministically from it (bit-identical reruns).
         transfer_syntax: Explicit VR Little Endian by default; RLE Lossless or JPEG 2000 Lossless compress
             the pixel data through pydicom's encoders.
+        skip_slices: z indices not to write (a series with missing slices, for QA tests); the written
+            slices keep their positions, instance numbers and UIDs.
 
     Returns:
         ``WrittenSeries`` with the file paths and the SOP Instance UID of every slice, in z order.
@@ -84,9 +131,7 @@ def write_ct_series(
     out.mkdir(parents=True, exist_ok=True)
 
     def uid(tag: str) -> str:
-        if uid_seed is None:
-            return generate_uid(prefix=LUNGCAD_UID_ROOT)
-        return generate_uid(prefix=LUNGCAD_UID_ROOT, entropy_srcs=[uid_seed, tag])
+        return _seeded_uid(uid_seed, tag)
 
     study_uid = study_uid or uid("study")
     series_uid = series_uid or uid("series")
@@ -104,7 +149,10 @@ def write_ct_series(
     sops: list[str] = []
     zs: list[float] = []
     ts = UID(str(transfer_syntax))
+    skip = {int(k) for k in skip_slices}
     for k in range(volume.shape[0]):
+        if k in skip:
+            continue
         sop_uid = uid(f"sop-{k}")
         position = volume.voxel_to_world(np.array([k, 0.0, 0.0]))
         meta = FileMetaDataset()
@@ -130,7 +178,9 @@ def write_ct_series(
         ds.ManufacturerModelName = "phantom"
         ds.ReferringPhysicianName = ""
         ds.StudyDescription = "Chest CT (synthetic)"
-        ds.SeriesDescription = volume.metadata.series_description or "lungcad synthetic chest CT"
+        ds.SeriesDescription = (
+            series_description or volume.metadata.series_description or "lungcad synthetic chest CT"
+        )
         ds.PatientName = patient_name
         ds.PatientID = patient_id
         ds.PatientBirthDate = ""

@@ -1,0 +1,226 @@
+"""``generate_cohort``: many scans in parallel, written as DICOM and/or MetaImage with their ground truth.
+
+Layout of ``out_dir`` (paths in ``manifest.json`` are relative to it)::
+
+    manifest.json                 parameters, per-scan entries, SHA-256 of every file
+    annotations.csv               LUNA16 nodules (>= 3 mm, contoured by >= reader_agreement_min readers)
+    annotations_excluded.csv      LUNA16 irrelevant findings (other lesions; marked scars with d = -1)
+    seriesuids.csv                one SeriesInstanceUID per scan
+    scans/SYN-0000/
+        dicom/000001.dcm ...      CT Image Storage series (format dicom|both), with <uid>.xml beside it (LIDC)
+        <uid>.mhd + <uid>.raw     MetaImage, int16 HU (format mhd|both); <uid>.xml here if no DICOM
+        label.nii.gz              uint8 lesion labels on the same grid (value = "label" of a nodule)
+        scan.json                 this scan's entry of the manifest
+
+Each scan is generated and written by a worker process and only its small manifest entry comes back, so
+memory stays at one scan per worker.  The same
+``(cfg, index)`` gives the same bytes whatever the number of workers (see ``scan.generate_scan``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from lungcad.annotations.lidc_xml import write_lidc_xml
+from lungcad.annotations.luna16 import write_luna16_annotations, write_luna16_seriesuids
+from lungcad.annotations.model import LunaAnnotation
+from lungcad.config import SynthConfig
+from lungcad.errors import InputError
+from lungcad.io.dicom_write import write_ct_series
+from lungcad.io.image import save_volume
+from lungcad.synth.scan import GENERATOR_VERSION, SynthScan, generate_scan
+
+Format = Literal["dicom", "mhd", "both"]
+FORMATS: tuple[str, ...] = ("dicom", "mhd", "both")
+MANIFEST = "manifest.json"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
+def write_scan(scan: SynthScan, out_dir: Path, fmt: Format) -> dict[str, Any]:
+    """Write one scan's files below ``out_dir`` and return its manifest entry (paths relative to it)."""
+    folder = out_dir / "scans" / scan.scan_id
+    folder.mkdir(parents=True, exist_ok=True)
+    uid = scan.series_uid
+    entry: dict[str, Any] = {
+        "index": scan.index,
+        "scan_id": scan.scan_id,
+        "patient_id": scan.scan_id,
+        "series_uid": uid,
+        "study_uid": scan.uids.study_uid,
+        "params": scan.params,
+        "nodules": [n.to_dict() for n in scan.nodules],
+        "annotations": [list(a.center_xyz_mm) + [a.diameter_mm] for a in scan.annotations],
+        "excluded": [list(a.center_xyz_mm) + [a.diameter_mm] for a in scan.excluded],
+    }
+    hu_int = scan.volume.hu.astype(np.int16)  # already whole HU (generate_scan rounds)
+    xml_dir = folder
+    if fmt in ("dicom", "both"):
+        acq = scan.acquisition
+        dicom_dir = folder / "dicom"
+        write_ct_series(
+            scan.volume,
+            dicom_dir,
+            patient_id=scan.scan_id,
+            patient_name=f"Synthetic^{scan.scan_id}",
+            study_uid=scan.uids.study_uid,
+            series_uid=uid,
+            uid_seed=scan.params["uid_seed"],
+            slice_thickness_mm=acq.slice_thickness_mm,
+            kvp=acq.kvp,
+            exposure_mas=acq.exposure_mas,
+            kernel=acq.kernel,
+            skip_slices=acq.missing_slices,
+            series_description=scan.volume.metadata.series_description,
+        )
+        entry["dicom_dir"] = str(dicom_dir.relative_to(out_dir))
+        xml_dir = dicom_dir
+    if fmt in ("mhd", "both"):
+        mhd = folder / f"{uid}.mhd"
+        save_volume(scan.volume, mhd, array=hu_int)
+        entry["mhd"] = str(mhd.relative_to(out_dir))
+    xml = xml_dir / f"{uid}.xml"
+    write_lidc_xml(scan.read, xml)
+    entry["xml"] = str(xml.relative_to(out_dir))
+    mask = folder / "label.nii.gz"
+    save_volume(scan.volume, mask, array=scan.label)
+    entry["mask"] = str(mask.relative_to(out_dir))
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "scan.json")
+    entry["files"] = {str(p.relative_to(out_dir)): sha256_file(p) for p in files}
+    _write_json(folder / "scan.json", entry)
+    return entry
+
+
+def _worker(cfg_json: str, index: int, out_dir: str, fmt: Format) -> dict[str, Any]:
+    cfg = SynthConfig.model_validate_json(cfg_json)
+    return write_scan(generate_scan(cfg, index), Path(out_dir), fmt)
+
+
+def generate_cohort(
+    cfg: SynthConfig,
+    out_dir: str | Path,
+    fmt: Format | None = None,
+    *,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Generate ``cfg.n_scans`` scans into ``out_dir`` with ``cfg.workers`` processes.
+
+    Args:
+        cfg: synthesis settings.
+        out_dir: output folder (created).
+        fmt: ``dicom``, ``mhd`` or ``both`` (default ``cfg.output_format``).
+        overwrite: allow writing into a folder that already holds a cohort manifest.
+        progress: show a progress bar (rich) on stderr.
+
+    Returns:
+        The manifest (also written to ``out_dir/manifest.json``).
+
+    Raises:
+        InputError: unknown format, or ``out_dir`` already holds a cohort and ``overwrite`` is false.
+    """
+    fmt = fmt or cfg.output_format
+    if fmt not in FORMATS:
+        raise InputError(f"format must be one of {FORMATS}, got {fmt!r}", fix="use dicom, mhd or both")
+    out = Path(out_dir)
+    if (out / MANIFEST).exists() and not overwrite:
+        raise InputError(
+            "output folder already holds a cohort (manifest.json)",
+            path=out,
+            fix="choose an empty folder or pass --overwrite",
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    entries: list[dict[str, Any]] = []
+    indices = list(range(cfg.n_scans))
+    if cfg.workers == 1 or len(indices) == 1:
+        with _progress(progress) as bar:
+            task = bar.add_task("synthesising scans", total=len(indices))
+            for i in indices:
+                entries.append(write_scan(generate_scan(cfg, i), out, fmt))
+                bar.advance(task)
+    else:
+        # Workers are forked (POSIX) before the progress bar starts its refresh thread, so no lock of a
+        # live thread is copied into them; elsewhere they are spawned (the caller then needs the usual
+        # ``if __name__ == "__main__"`` guard).
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        ctx = multiprocessing.get_context(method)
+        with ProcessPoolExecutor(max_workers=min(cfg.workers, len(indices)), mp_context=ctx) as pool:
+            futures = [pool.submit(_worker, cfg.model_dump_json(), i, str(out), fmt) for i in indices]
+            with _progress(progress) as bar:
+                task = bar.add_task("synthesising scans", total=len(indices))
+                for fut in as_completed(futures):
+                    entries.append(fut.result())
+                    bar.advance(task)
+    entries.sort(key=lambda e: e["index"])
+    return _write_cohort_files(cfg, out, fmt, entries)
+
+
+def _progress(enabled: bool):
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=not enabled,
+    )
+
+
+def _write_cohort_files(
+    cfg: SynthConfig, out: Path, fmt: Format, entries: list[dict[str, Any]]
+) -> dict[str, Any]:
+    rows, excluded = [], []
+    for e in entries:
+        uid = e["series_uid"]
+        rows += [LunaAnnotation(uid, *r) for r in e["annotations"]]
+        excluded += [LunaAnnotation(uid, *r) for r in e["excluded"]]
+    write_luna16_annotations(rows, out / "annotations.csv")
+    write_luna16_annotations(excluded, out / "annotations_excluded.csv")
+    write_luna16_seriesuids([e["series_uid"] for e in entries], out / "seriesuids.csv")
+    top = ("annotations.csv", "annotations_excluded.csv", "seriesuids.csv")
+    manifest = {
+        "generator": "lungcad synth",
+        "generator_version": GENERATOR_VERSION,
+        "format": fmt,
+        "config": cfg.model_dump(mode="json"),
+        "n_scans": len(entries),
+        "files": {name: sha256_file(out / name) for name in top},
+        "scans": entries,
+    }
+    _write_json(out / MANIFEST, manifest)
+    return manifest
+
+
+def verify_cohort(out_dir: str | Path) -> list[str]:
+    """Files whose SHA-256 no longer matches the manifest (empty when the cohort is intact)."""
+    out = Path(out_dir)
+    manifest = json.loads((out / MANIFEST).read_text())
+    bad = [n for n, h in manifest["files"].items() if not (out / n).exists() or sha256_file(out / n) != h]
+    for scan in manifest["scans"]:
+        for name, digest in scan["files"].items():
+            path = out / name
+            if not path.exists() or sha256_file(path) != digest:
+                bad.append(name)
+    return bad
