@@ -11,8 +11,10 @@ Measures, in one run and on the same inputs (batch 1, ``torch.set_num_threads(2)
   tiled by 96^3 windows at overlap 0.25 as MONAI's ``sliding_window_inference`` does (blending and
   preprocessing not included).
 
-Every time is the minimum over ``--repeats`` runs after one warm-up (the CPU is shared; the minimum is
-the least disturbed).  Run: ``.venv/bin/python benchmarks/bench_model.py [--json out.json]`` (~1-2 min).
+Every time is the minimum over ``--repeats`` runs after one warm-up, the variants timed in turn (the CPU
+is shared: interleaving spreads a disturbance over all of them, the minimum is the least disturbed run).
+
+Run: ``.venv/bin/python benchmarks/bench_model.py [--json out.json]`` (~1-2 min).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import time
 import warnings
 from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -38,22 +41,18 @@ SCAN_VOXELS = (300, 350, 350)
 WINDOW, OVERLAP = 96, 0.25
 
 
-def best_time(fn: Callable[[], object], repeats: int) -> float:
-    """Minimum wall time (s) of ``fn`` over ``repeats`` runs after one warm-up run."""
+def time_once(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
     fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return time.perf_counter() - start
 
 
-def matmul_peak_gflops(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
-    """Achieved GFLOP/s of an ``n x n`` GEMM: the practical compute ceiling for this dtype."""
+def matmul_peak_gflops(dtype: torch.dtype, n: int = 2048, repeats: int = 8) -> float:
+    """Best achieved GFLOP/s of an ``n x n`` GEMM: the practical compute ceiling for this dtype."""
     a = torch.randn(n, n).to(dtype)
     b = torch.randn(n, n).to(dtype)
-    return 2 * n**3 / best_time(lambda: a @ b, repeats) / 1e9
+    a @ b
+    return 2 * n**3 / min(time_once(lambda: a @ b) for _ in range(repeats)) / 1e9
 
 
 def windows_per_scan(scan: tuple[int, ...], window: int, overlap: float) -> int:
@@ -62,22 +61,41 @@ def windows_per_scan(scan: tuple[int, ...], window: int, overlap: float) -> int:
     return math.prod(math.ceil(max(s - window, 0) / step) + 1 for s in scan)
 
 
-def time_forward(model: nn.Module, size: int, bf16: bool, repeats: int) -> float:
-    x = torch.rand(1, 1, size, size, size)
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext()
+@dataclass
+class Variant:
+    name: str
+    model: nn.Module
+    precision: str
+    repeats: int
+    best_s: float = math.inf
 
-    def run() -> object:
+    def run(self, x: torch.Tensor) -> object:
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if self.precision == "bf16" else nullcontext()
         with torch.inference_mode(), autocast:
-            return model(x)
+            return self.model(x)
 
-    return best_time(run, repeats)
+
+def measure(variants: list[Variant], size: int) -> None:
+    """Best time of every variant on one ``size^3`` input, interleaved round-robin.
+
+    The CPU is shared with other work; timing the variants in turn (rather than one after the other)
+    spreads a disturbance over all of them, and the minimum keeps each one's least disturbed run.
+    """
+    x = torch.rand(1, 1, size, size, size)
+    for v in variants:
+        v.best_s = math.inf
+        v.run(x)  # warm-up: oneDNN primitive creation, allocator
+    for r in range(max(v.repeats for v in variants)):
+        for v in variants:
+            if r < v.repeats:
+                v.best_s = min(v.best_s, time_once(lambda v=v: v.run(x)))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[96, 128], help="cubic patch sides")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs of our model")
+    parser.add_argument("--repeats", type=int, default=6, help="timed runs of our model")
     parser.add_argument("--reference-repeats", type=int, default=2, help="timed runs of BasicUNet")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
@@ -107,35 +125,34 @@ def main() -> None:
     print("-" * len(header))
 
     variants = [
-        ("basicunet", reference, "fp32", args.reference_repeats),
-        ("basicunet", reference, "bf16", args.reference_repeats),
-        ("ours", ours, "fp32", args.repeats),
-        ("ours", ours, "bf16", args.repeats),
-        ("ours-jit", ours_jit, "fp32", args.repeats),
+        Variant("basicunet", reference, "fp32", args.reference_repeats),
+        Variant("basicunet", reference, "bf16", args.reference_repeats),
+        Variant("ours", ours, "fp32", args.repeats),
+        Variant("ours", ours, "bf16", args.repeats),
+        Variant("ours-jit", ours_jit, "fp32", args.repeats),
     ]
     rows = []
     for size in args.sizes:
-        ref_ms: dict[str, float] = {}
-        for name, model, prec, repeats in variants:
-            seconds = time_forward(model, size, prec == "bf16", repeats)
-            flops = fpv["basicunet" if name == "basicunet" else "ours"] * size**3
-            gflops = flops / seconds / 1e9
+        measure(variants, size)
+        ref_ms = {v.precision: v.best_s * 1e3 for v in variants if v.name == "basicunet"}
+        for v in variants:
+            flops = fpv["basicunet" if v.name == "basicunet" else "ours"] * size**3
+            gflops = flops / v.best_s / 1e9
             row = {
                 "patch": size,
-                "model": name,
-                "precision": prec,
-                "ms": seconds * 1e3,
+                "model": v.name,
+                "precision": v.precision,
+                "ms": v.best_s * 1e3,
                 "gflops": gflops,
-                "peak_fraction": gflops / peak[prec],
+                "peak_fraction": gflops / peak[v.precision],
             }
-            if name == "basicunet":
-                ref_ms[prec] = row["ms"]
-            else:
-                row["speedup_vs_basicunet_same_precision"] = ref_ms[prec] / row["ms"]
+            ratio = ""
+            if v.name != "basicunet":
+                row["speedup_vs_basicunet_same_precision"] = ref_ms[v.precision] / row["ms"]
+                ratio = f"{row['speedup_vs_basicunet_same_precision']:.1f}x"
             rows.append(row)
-            ratio = f"{row['speedup_vs_basicunet_same_precision']:.1f}x" if name != "basicunet" else ""
             print(
-                f"{size:>5}^3 {name:<14} {prec:<5} {row['ms']:>9.1f} {gflops:>8.1f} "
+                f"{size:>5}^3 {v.name:<14} {v.precision:<5} {row['ms']:>9.1f} {gflops:>8.1f} "
                 f"{100 * row['peak_fraction']:>5.0f}% {ratio:>9}",
                 flush=True,
             )
@@ -150,6 +167,8 @@ def main() -> None:
         for key, ms in sorted(at96.items(), key=lambda kv: kv[1], reverse=True):
             scan_s = n_win * ms / 1e3
             print(f"  {key[0]:<10} {key[1]:<5} {scan_s:7.1f} s   ({ref_s / scan_s:5.1f}x vs BasicUNet fp32)")
+    late = {"fp32": matmul_peak_gflops(torch.float32), "bf16": matmul_peak_gflops(torch.bfloat16)}
+    print(f"matmul peak probed again at the end: fp32 {late['fp32']:.0f}, bf16 {late['bf16']:.0f} GFLOP/s")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     if args.json:
         args.json.write_text(
