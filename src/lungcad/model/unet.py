@@ -5,9 +5,9 @@ Architecture (default ``ModelConfig``: ``widths=(16, 32, 64, 96)``, ``depth=2``,
     input (B, 1, D, H, W), zero-padded at the far end to a multiple of 16, cropped back at the end
       L1  stem 4^3 conv stride 2 -> 16 ch, 2 x 3^3 conv        1/2  resolution  -> skip 1
       L2  2^3 conv stride 2 -> 32 ch,      2 x 3^3 conv        1/4              -> skip 2
-      L3  2^3 conv stride 2 -> 48 ch,      2 x 3^3 conv        1/8              -> skip 3
-      L4  2^3 conv stride 2 -> 64 ch,      2 x 3^3 conv        1/16 (bottleneck, optional dropout)
-      D3  2^3 transposed conv -> 48, concat skip 3, 2 x 3^3 conv   1/8
+      L3  2^3 conv stride 2 -> 64 ch,      2 x 3^3 conv        1/8              -> skip 3
+      L4  2^3 conv stride 2 -> 96 ch,      2 x 3^3 conv        1/16 (bottleneck, optional dropout)
+      D3  2^3 transposed conv -> 64, concat skip 3, 2 x 3^3 conv   1/8
       D2  ... -> 32, concat skip 2                                 1/4
       D1  ... -> 16, concat skip 1                                 1/2
       heads: one 1^3 conv 16 -> 4 channels at 1/2 resolution:
@@ -30,10 +30,11 @@ Level 1 (16 channels at 1/2 resolution) carries ~56 % of our cost (level 2: ~28 
 sets the speed: (24, 32, 64, 96) costs 27.1 kFLOP / voxel and ran 1.6-2x slower, while widening the
 deeper levels from (16, 32, 48, 64) (14.9 kFLOP) to the default bought 1.7x the parameters for no
 measurable time.
-Measured on this 2-core CPU, one 96^3 window: ~175 ms eager fp32, ~75 ms with ``optimize_for_cpu``
-(BN folded), ~45 ms under bf16 autocast; BasicUNet takes ~2.7 s fp32 (see ``benchmarks/bench_model.py``).
+Measured on this (shared) 2-core CPU, one 96^3 window: 150-180 ms eager fp32, 75-90 ms with
+``optimize_for_cpu`` (BN folded), 45-55 ms under bf16 autocast; BasicUNet 2.4-2.7 s fp32, 1.4 s bf16
+(``benchmarks/bench_model.py``).
 
-The full-resolution variant (``head_stride=1``) costs ~8x ours and is only an option for experiments.
+The full-resolution variant (``head_stride=1``, 127.4 kFLOP / voxel, 7.9x) is only for experiments.
 """
 
 from __future__ import annotations
