@@ -52,7 +52,9 @@ def read_synthetic_cohort(root: Path) -> list[ScanRecord]:
                 int(n.get("label", 0)),
             )
             for n in scan["nodules"]
-            if float(n["diameter_mm"]) >= 3.0
+            # every real nodule >= 3 mm is training truth (the generator knows it exactly), whether or not
+            # 3 of its 4 simulated readers accepted it for annotations.csv
+            if float(n["diameter_mm"]) >= 3.0 and not n.get("micronodule", False)
         )
         image = root / (scan.get("mhd") or scan.get("dicom_dir") or scan["image"])
         mask = root / scan["mask"] if scan.get("mask") else None
