@@ -116,7 +116,8 @@ def _report(name: str, ours: dict[str, float], ref: dict[str, float]) -> None:
     )
     print(
         f"  ratio lungcad / SimpleITK = {ratio:.2f}x  (target <= 1.5x; lungcad output "
-        f"{ours['out_voxels'] / 1e6:.1f} Mvox cropped to the lungs, SimpleITK {ref['out_voxels'] / 1e6:.1f} Mvox whole volume)"
+        f"{ours['out_voxels'] / 1e6:.1f} Mvox cropped to the lungs, "
+        f"SimpleITK {ref['out_voxels'] / 1e6:.1f} Mvox whole volume)"
     )
 
 

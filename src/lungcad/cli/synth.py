@@ -1,3 +1,55 @@
-"""CLI commands of lungcad.synth (registered on the shared app)."""
+"""``lungcad synth``: generate a synthetic chest-CT cohort with ground truth (see ``lungcad.synth``)."""
 
-from lungcad.cli.common import app  # noqa: F401
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from lungcad.cli.common import app, console, get_config, print_json
+
+
+@app.command()
+def synth(
+    out: Path = typer.Option(..., "--out", help="output folder (created; must not hold a cohort already)"),
+    n: int | None = typer.Option(None, "--n", help="number of scans [synth.n_scans]"),
+    seed: int | None = typer.Option(None, "--seed", help="cohort seed [synth.seed]"),
+    fmt: str | None = typer.Option(None, "--format", help="dicom, mhd or both [synth.output_format]"),
+    workers: int | None = typer.Option(None, "--workers", help="parallel processes [synth.workers]"),
+    shape_xy: int | None = typer.Option(None, "--shape-xy", help="in-plane matrix, e.g. 256 [synth.shape_xy]"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="write into a folder that holds a cohort"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+) -> None:
+    """Generate N synthetic chest CTs: DICOM and/or MetaImage, LUNA16 CSVs, LIDC XML, masks, manifest."""
+    from lungcad.synth import generate_cohort
+
+    given = {"n_scans": n, "seed": seed, "output_format": fmt, "workers": workers, "shape_xy": shape_xy}
+    overrides = {k: v for k, v in given.items() if v is not None}
+    cfg = get_config({"synth": overrides}).synth
+    start = time.perf_counter()
+    manifest = generate_cohort(cfg, out, overwrite=overwrite, progress=not as_json)
+    summary = _summary(manifest, out, time.perf_counter() - start)
+    if as_json:
+        print_json(summary)
+        return
+    table = Table(title=f"Synthetic cohort in {out}", show_header=False)
+    for key, value in summary.items():
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+def _summary(manifest: dict[str, Any], out: Path, seconds: float) -> dict[str, Any]:
+    nodules = [nod for scan in manifest["scans"] for nod in scan["nodules"]]
+    return {
+        "out": str(out),
+        "scans": manifest["n_scans"],
+        "format": manifest["format"],
+        "lesions": len(nodules),
+        "annotations.csv rows": sum(len(s["annotations"]) for s in manifest["scans"]),
+        "annotations_excluded.csv rows": sum(len(s["excluded"]) for s in manifest["scans"]),
+        "scans without nodules": sum(1 for s in manifest["scans"] if not s["annotations"]),
+        "seconds": round(seconds, 1),
+    }

@@ -125,7 +125,13 @@ def render_lesion(
     occ *= (lung_sdf.reshape(occ.shape) < 0.5).astype(np.float32)
     target = volume.hu[box]
     volume.hu[box] = np.maximum(target, target + occ * (hu - target))
-    mask = (occ >= 0.5) & (label[box] == 0)
+    mask = occ >= 0.5
+    # A lesion smaller than a voxel (a 3 mm nodule in 3.5 x 3.5 x 5 mm voxels) still owns the voxel that
+    # holds its centre, so every listed centre lies inside its label.
+    centre_vox = tuple(int(v) for v in np.floor(c / sp + 0.5).astype(int) - lo)
+    if all(0 <= v < n for v, n in zip(centre_vox, occ.shape, strict=True)) and occ[centre_vox] > 0:
+        mask[centre_vox] = True
+    mask &= label[box] == 0
     label[box][mask] = value
     return RenderedLesion(box, occ, value, int(mask.sum()))
 
