@@ -19,7 +19,9 @@ def synth(
     seed: int | None = typer.Option(None, "--seed", help="cohort seed [synth.seed]"),
     fmt: str | None = typer.Option(None, "--format", help="dicom, mhd or both [synth.output_format]"),
     workers: int | None = typer.Option(None, "--workers", help="parallel processes [synth.workers]"),
-    shape_xy: int | None = typer.Option(None, "--shape-xy", help="in-plane matrix, e.g. 256 [synth.shape_xy]"),
+    shape_xy: int | None = typer.Option(
+        None, "--shape-xy", help="in-plane matrix, e.g. 256 [synth.shape_xy]"
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="write into a folder that holds a cohort"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
