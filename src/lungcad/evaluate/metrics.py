@@ -284,7 +284,8 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 def _check_box(box: BoxMask, what: str) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(box, tuple | list) or len(box) != 2:
-        raise InputError(f"{what} must be an (offset_zyx, mask) pair, got {type(box).__name__}")
+        size = f" of {len(box)} items" if isinstance(box, tuple | list) else ""
+        raise InputError(f"{what} must be an (offset_zyx, mask) pair, got a {type(box).__name__}{size}")
     offset, mask = box
     mask = _check_mask(mask, f"{what} mask")
     off = np.asarray(offset)
