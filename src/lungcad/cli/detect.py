@@ -1,0 +1,109 @@
+"""``lungcad detect`` (the main job) and ``lungcad export-model``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+from rich.progress import Progress
+from rich.table import Table
+
+from lungcad.cli.common import app, console, get_config, print_json
+from lungcad.errors import InputError
+from lungcad.types import ScanResult
+
+
+def _findings_table(result: ScanResult) -> Table:
+    table = Table(
+        title=f"{len(result.findings)} nodule(s) - scan priority Lung-RADS {result.qa.get('priority', '-')}"
+    )
+    for col in ("#", "x, y, z (mm)", "diameter", "volume", "type", "Lung-RADS", "p(nodule)", "p(actionable)"):
+        table.add_column(col)
+    for k, f in enumerate(result.findings, start=1):
+        table.add_row(
+            str(k),
+            ", ".join(f"{v:.1f}" for v in f.center_xyz_mm),
+            f"{f.diameter_mm:.1f} mm",
+            f"{f.volume_mm3 or 0:.0f} mm3",
+            f.texture.value if f.texture else "-",
+            f.lung_rads or "-",
+            f"{f.probability:.2f}",
+            f"{f.triage_probability or 0:.2f}",
+        )
+    return table
+
+
+@app.command()
+def detect(
+    paths: list[Path] = typer.Argument(..., help="DICOM folder(s), .mhd or .nii.gz file(s)"),
+    out: Path | None = typer.Option(None, "--out", help="output folder (one sub-folder per scan if several)"),
+    model: Path | None = typer.Option(None, "--model", help="model file (default models/lungcad-default.pt)"),
+    series: str | None = typer.Option(None, "--series", help="SeriesInstanceUID when a folder holds several"),
+    no_bf16: bool = typer.Option(False, "--no-bf16", help="run the network in fp32"),
+    as_json: bool = typer.Option(False, "--json", help="print result JSON instead of tables"),
+) -> None:
+    """Detect lung nodules: findings table, result.json, LUNA16 CSV rows and key images per nodule."""
+    from lungcad.infer.detector import Detector
+    from lungcad.infer.outputs import write_outputs
+
+    detector = Detector.load(model, bf16=not no_bf16, config=get_config())
+    results = []
+    with Progress(disable=as_json or len(paths) == 1, console=console) as progress:
+        task = progress.add_task("detecting", total=len(paths))
+        for path in paths:
+            run = detector.run(path, series)
+            result = run.result
+            files = {}
+            if out is not None:
+                target = out if len(paths) == 1 else out / (result.series_uid or path.stem)
+                files = write_outputs(result, run.volume, target)
+            results.append((path, result, files))
+            progress.advance(task)
+    if as_json:
+        docs = [r.to_dict() | {"outputs": f} for _, r, f in results]
+        print_json(docs[0] if len(docs) == 1 else docs)
+        return
+    for path, result, files in results:
+        console.print(f"[bold]{escape(str(path))}[/] series {result.series_uid}")
+        status = result.qa.get("status")
+        if status == "qa_failed":
+            console.print(f"[red]QA failed:[/] {escape(result.qa.get('reason', ''))} - no detection was run")
+        else:
+            if status == "qa_warning":
+                failed = [c["name"] for c in result.qa["checks"] if c["status"] == "fail"]
+                console.print(f"[yellow]QA failed checks: {', '.join(failed)} - read findings with care[/]")
+            console.print(_findings_table(result))
+        t = result.timings_s
+        console.print(" ".join(f"{k}={v:.2f}s" for k, v in t.items()))
+        for key, value in files.items():
+            console.print(f"wrote {key}: {escape(value)}")
+
+
+@app.command("export-model")
+def export_model(
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="Lightning checkpoint (best.ckpt / last.ckpt)"),
+    out: Path = typer.Option(..., "--out", help="model file to write (.pt)"),
+    model_id: str = typer.Option("lungcad-default", "--model-id"),
+    model_version: str = typer.Option("0.1.0", "--model-version"),
+    calibrate_on: Path | None = typer.Option(None, "--calibrate-on", help="cohort to fit calibration on"),
+    card: Path | None = typer.Option(None, "--card", help="JSON file of model-card facts to embed"),
+) -> None:
+    """Turn a training checkpoint into a model file (weights, config, calibration, model card)."""
+    import json
+
+    from lungcad.model.bundle import bundle_from_checkpoint, save_bundle
+
+    if not checkpoint.is_file():
+        raise InputError("checkpoint not found", path=checkpoint, fix="pass the best.ckpt of a training run")
+    bundle = bundle_from_checkpoint(checkpoint, model_id, model_version)
+    if card is not None:
+        bundle.card = json.loads(card.read_text())
+    if calibrate_on is not None:
+        from lungcad.evaluate.calibrate import calibrate_bundle
+
+        report = calibrate_bundle(bundle, calibrate_on)
+        bundle.card["calibration"] = report
+        console.print(f"calibration: {report}")
+    path = save_bundle(bundle, out)
+    console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")

@@ -1,0 +1,161 @@
+"""``Detector``: CT in, nodules out.  Load once, reuse for many scans.
+
+Stages (each timed in ``ScanResult.timings_s``): load -> preprocess (lung mask, QA, crop, 1 mm, window)
+-> network (sliding window, Gaussian blending) -> peaks (3-D max-pool NMS, threshold, top-K, lung filter)
+-> properties (size head and segmentation diameter, volume, HU, texture, Lung-RADS, calibrated triage)
+-> filters (minimum size, duplicates).
+
+A scan the pipeline cannot analyse does not crash and does not return a silent empty list: a scan with
+no lung in it returns ``status="qa_failed"`` with the QA report saying why; unusable input raises
+``InputError`` (CLI exit code 2).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from lungcad.annotations.lungrads import lung_rads_category, scan_priority
+from lungcad.config import LungcadConfig
+from lungcad.errors import InputError
+from lungcad.infer.candidates import candidates_from_prediction
+from lungcad.infer.properties import measure_nodule
+from lungcad.infer.sliding import VolumePrediction, predict_volume
+from lungcad.io import load_ct
+from lungcad.model.bundle import ModelBundle, load_bundle
+from lungcad.preprocess.pipeline import Preprocessed, preprocess_ct
+from lungcad.types import CTVolume, Finding, ScanResult
+
+MIN_SIDE_VOXELS = 16  # a 16 mm cube at 1 mm: below this there is no lung to search
+LUNG_MARGIN_MM = 5.0  # juxtapleural nodules sit on the mask boundary: accept peaks this far outside
+
+
+@dataclass
+class DetectionOutput:
+    """Everything ``detect`` computed, for reports and evaluation (``result`` is the public part)."""
+
+    result: ScanResult
+    volume: CTVolume | None
+    pre: Preprocessed | None
+    prediction: VolumePrediction | None
+
+
+class Detector:
+    """Nodule detector around one loaded model.
+
+    Args:
+        bundle: model, configuration and calibrators (``lungcad.model.bundle.load_bundle``).
+        bf16: bfloat16 autocast for the network (about 2-3x faster on CPUs with AVX-512 bf16).
+        config: overrides the bundle's configuration for preprocessing and inference (the model section
+            always comes from the bundle).
+    """
+
+    def __init__(
+        self, bundle: ModelBundle, *, bf16: bool = True, config: LungcadConfig | None = None
+    ) -> None:
+        self.bundle = bundle
+        self.model = bundle.model.eval()
+        cfg = config or bundle.config
+        self.cfg = cfg.model_copy(update={"model": bundle.config.model})
+        self.bf16 = bf16
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, **kwargs: object) -> Detector:
+        return cls(load_bundle(path), **kwargs)  # type: ignore[arg-type]
+
+    def detect(self, source: str | Path | CTVolume, series_uid: str | None = None) -> ScanResult:
+        return self.run(source, series_uid).result
+
+    def run(self, source: str | Path | CTVolume, series_uid: str | None = None) -> DetectionOutput:
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        p = self.cfg.preprocess
+        volume = (
+            source
+            if isinstance(source, CTVolume)
+            else load_ct(source, series_uid, gap_factor=p.gap_factor, min_slices=p.min_slices)
+        )
+        timings["load"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        pre = preprocess_ct(volume, p)
+        timings["preprocess"] = time.perf_counter() - t0
+        qa = pre.qa.to_dict()
+        base = {
+            "model_id": self.bundle.model_id,
+            "model_version": self.bundle.model_version,
+            "config_hash": self.bundle.config_hash,
+        }
+        if not pre.lung_mask.any():
+            qa["status"] = "qa_failed"
+            qa["reason"] = "no lung found in the scan (not a chest CT, or the lungs are outside the volume)"
+            result = ScanResult(volume.metadata.series_uid, [], qa=qa, timings_s=timings, **base)
+            return DetectionOutput(result, volume, pre, None)
+        if min(pre.image.shape) < MIN_SIDE_VOXELS:
+            raise InputError(
+                f"the lung region is too small to analyse: {pre.image.shape} voxels at 1 mm "
+                f"(need >= {MIN_SIDE_VOXELS} per side)",
+                path=str(source) if not isinstance(source, CTVolume) else None,
+                fix="send the whole chest series, not a few slices",
+            )
+        t0 = time.perf_counter()
+        i = self.cfg.infer
+        pred = predict_volume(self.model, pre.image, i.patch_size, i.overlap, i.blend, bf16=self.bf16)
+        timings["network"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        findings = self._findings(volume, pre, pred)
+        timings["postprocess"] = time.perf_counter() - t0
+        timings["total"] = sum(timings.values())
+        qa["status"] = "ok" if pre.qa.verdict.value != "fail" else "qa_warning"
+        qa["priority"] = scan_priority([f.lung_rads for f in findings if f.lung_rads]).value
+        result = ScanResult(volume.metadata.series_uid, findings, qa=qa, timings_s=timings, **base)
+        return DetectionOutput(result, volume, pre, pred)
+
+    def _findings(self, volume: CTVolume, pre: Preprocessed, pred: VolumePrediction) -> list[Finding]:
+        i = self.cfg.infer
+        margin = int(round(LUNG_MARGIN_MM / pre.volume.spacing_zyx_mm[0]))
+        lung = ndimage.binary_dilation(pre.lung_mask, iterations=margin) if margin else pre.lung_mask
+        candidates = candidates_from_prediction(
+            pred,
+            pre.volume,
+            lung_mask=lung,
+            threshold=i.peak_threshold,
+            top_k=i.top_k,
+            min_distance_mm=i.nms_kernel_mm,
+        )
+        out = []
+        det_cal, tri_cal = self.bundle.detection_calibrator, self.bundle.triage_calibrator
+        for f in candidates:
+            m = measure_nodule(pred.segmentation, pre.volume.hu, np.asarray(f.center_zyx_vox), f.diameter_mm)
+            if f.diameter_mm < i.min_diameter_mm:
+                continue
+            category = lung_rads_category(f.diameter_mm, m.texture, m.solid_diameter_mm or None)
+            out.append(
+                Finding(
+                    center_xyz_mm=f.center_xyz_mm,
+                    center_zyx_vox=tuple(float(v) for v in volume.world_to_voxel(f.center_xyz_mm)),
+                    diameter_mm=round(f.diameter_mm, 2),
+                    volume_mm3=round(m.volume_mm3, 1),
+                    probability=float(det_cal(f.probability)),
+                    texture=m.texture,
+                    triage_probability=float(tri_cal(f.triage_probability or 0.0)),
+                    lung_rads=category.value,
+                    mask=m.mask_box[1] if m.mask_box else None,
+                    extra={
+                        "raw_probability": round(f.probability, 5),
+                        "raw_triage_probability": round(f.triage_probability or 0.0, 5),
+                        "diameter_segmentation_mm": None
+                        if m.diameter_mm is None
+                        else round(m.diameter_mm, 2),
+                        "mean_hu": round(m.mean_hu, 1),
+                        "max_hu": round(m.max_hu, 1),
+                        "solid_component_mm": round(m.solid_diameter_mm, 2),
+                        "mask_offset_zyx": list(m.mask_box[0]) if m.mask_box else None,
+                        "center_zyx_preprocessed": [round(v, 2) for v in f.center_zyx_vox],
+                    },
+                )
+            )
+        return out

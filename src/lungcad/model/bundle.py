@@ -1,0 +1,124 @@
+"""The shipped-model file: weights + configuration + calibration + model card, in one ``.pt`` file.
+
+Contents (loadable with ``torch.load(..., weights_only=True)``: tensors and plain Python values only)::
+
+    format: "lungcad-model", format_version: 1
+    model_id, model_version
+    config:        the full LungcadConfig as JSON-compatible dict (model / preprocess / infer sections used)
+    config_hash:   LungcadConfig.config_hash() of the training run
+    state_dict:    LungUNet weights (fp32)
+    calibration:   {"detection": Calibrator dict, "triage": Calibrator dict}
+    card:          free-form model-card facts (data, training time, validation CPM, test CPM, ...)
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lungcad.config import LungcadConfig
+from lungcad.errors import InputError
+from lungcad.infer.calibration import Calibrator
+from lungcad.model.unet import LungUNet
+
+FORMAT = "lungcad-model"
+FORMAT_VERSION = 1
+REPO_MODELS = Path(__file__).resolve().parents[3] / "models"
+DEFAULT_MODEL_NAME = "lungcad-default.pt"
+
+
+@dataclass
+class ModelBundle:
+    model: LungUNet
+    config: LungcadConfig
+    model_id: str
+    model_version: str
+    config_hash: str
+    detection_calibrator: Calibrator = field(default_factory=Calibrator)
+    triage_calibrator: Calibrator = field(default_factory=Calibrator)
+    card: dict[str, Any] = field(default_factory=dict)
+
+
+def default_model_path() -> Path:
+    """``$LUNGCAD_MODEL`` if set, else ``models/lungcad-default.pt`` of the source tree."""
+    env = os.environ.get("LUNGCAD_MODEL")
+    return Path(env) if env else REPO_MODELS / DEFAULT_MODEL_NAME
+
+
+def save_bundle(bundle: ModelBundle, path: str | Path) -> Path:
+    """Write atomically (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model_id": bundle.model_id,
+        "model_version": bundle.model_version,
+        "config": bundle.config.model_dump(mode="json"),
+        "config_hash": bundle.config_hash,
+        "state_dict": {k: v.detach().to(torch.float32).cpu() for k, v in bundle.model.state_dict().items()},
+        "calibration": {
+            "detection": bundle.detection_calibrator.to_dict(),
+            "triage": bundle.triage_calibrator.to_dict(),
+        },
+        "card": bundle.card,
+    }
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_bundle(path: str | Path | None = None) -> ModelBundle:
+    """Load a model file written by ``save_bundle`` (default: ``default_model_path()``).
+
+    Raises:
+        InputError: missing file, or not a lungcad model file.
+    """
+    path = Path(path) if path is not None else default_model_path()
+    if not path.is_file():
+        raise InputError(
+            "model file not found",
+            path=path,
+            fix="pass --model PATH, or train one (lungcad train) and export it",
+        )
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises several types for foreign or corrupt files
+        raise InputError(f"not a readable model file: {exc}", path=path, fix="re-export the model") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise InputError(
+            "not a lungcad model file", path=path, fix="use a file written by lungcad export-model"
+        )
+    cfg = LungcadConfig.model_validate(payload["config"])
+    model = LungUNet.from_config(cfg.model)
+    model.load_state_dict(payload["state_dict"])
+    model.eval()
+    cal = payload.get("calibration", {})
+    return ModelBundle(
+        model=model,
+        config=cfg,
+        model_id=payload["model_id"],
+        model_version=payload["model_version"],
+        config_hash=payload["config_hash"],
+        detection_calibrator=Calibrator.from_dict(cal.get("detection", {})),
+        triage_calibrator=Calibrator.from_dict(cal.get("triage", {})),
+        card=payload.get("card", {}),
+    )
+
+
+def bundle_from_checkpoint(checkpoint: str | Path, model_id: str, model_version: str) -> ModelBundle:
+    """A bundle from a Lightning training checkpoint (identity calibration until ``calibrate`` is run)."""
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    cfg = LungcadConfig.model_validate(ckpt["hyper_parameters"]["config"])
+    model = LungUNet.from_config(cfg.model)
+    state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    model.load_state_dict(state)
+    model.eval()
+    return ModelBundle(model, cfg, model_id, model_version, cfg.config_hash())
