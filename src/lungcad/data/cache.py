@@ -65,7 +65,7 @@ def cache_key(record: ScanRecord, cfg: PreprocessConfig) -> str:
     return f"{safe}-{stable_hash(payload)}"
 
 
-def _label_mask_on_grid(record: ScanRecord, source: CTVolume, grid: CTVolume) -> np.ndarray:
+def label_mask_on_grid(record: ScanRecord, source: CTVolume, grid: CTVolume) -> np.ndarray:
     """The nodule mask on ``grid``: the exact label mask resampled (nearest), or a ball per nodule."""
     if record.mask_path is not None:
         labels = load_image(record.mask_path)
@@ -82,7 +82,7 @@ def _write_entry(record: ScanRecord, cfg: PreprocessConfig, final: Path) -> None
     volume = load_ct(record.image_path, gap_factor=cfg.gap_factor, min_slices=cfg.min_slices)
     pre = preprocess_ct(volume, cfg)
     grid = pre.volume
-    seg = _label_mask_on_grid(record, volume, grid)
+    seg = label_mask_on_grid(record, volume, grid)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=final.parent))
     try:
         np.save(tmp / "image.npy", pre.image.astype(np.float16))

@@ -34,7 +34,15 @@ def _actionable_from_size(diameter_mm: float, texture: str | None = None) -> boo
     return is_actionable(lung_rads_category(diameter_mm, tex))
 
 
-def read_synthetic_cohort(root: Path) -> list[ScanRecord]:
+def read_synthetic_cohort(root: Path, accepted_only: bool = False) -> list[ScanRecord]:
+    """Records of a ``lungcad synth`` cohort.
+
+    Args:
+        accepted_only: ground truth = the nodules of ``annotations.csv`` (accepted by >= 3 of the simulated
+            readers, as LUNA16 chose); the other real nodules are in ``annotations_excluded.csv``.  This is
+            the evaluation view.  ``False`` (training) takes every real nodule >= 3 mm: the generator knows
+            them exactly, whatever its simulated readers agreed on.
+    """
     manifest = json.loads((root / MANIFEST).read_text())
     excluded: dict[str, list] = {}
     if (root / "annotations_excluded.csv").exists():
@@ -52,9 +60,9 @@ def read_synthetic_cohort(root: Path) -> list[ScanRecord]:
                 int(n.get("label", 0)),
             )
             for n in scan["nodules"]
-            # every real nodule >= 3 mm is training truth (the generator knows it exactly), whether or not
-            # 3 of its 4 simulated readers accepted it for annotations.csv
-            if float(n["diameter_mm"]) >= 3.0 and not n.get("micronodule", False)
+            if float(n["diameter_mm"]) >= 3.0
+            and not n.get("micronodule", False)
+            and (n.get("accepted", True) or not accepted_only)
         )
         image = root / (scan.get("mhd") or scan.get("dicom_dir") or scan["image"])
         mask = root / scan["mask"] if scan.get("mask") else None
@@ -132,8 +140,10 @@ def read_lidc_cohort(root: Path, min_readers: int = 3) -> list[ScanRecord]:
     return records
 
 
-def read_cohort(path: str | Path) -> list[ScanRecord]:
+def read_cohort(path: str | Path, *, evaluation: bool = False) -> list[ScanRecord]:
     """Detect the cohort layout of ``path`` and read it.
+
+    ``evaluation=True`` gives the LUNA16 view of a synthetic cohort (``read_synthetic_cohort``).
 
     Raises:
         InputError: the folder does not exist or holds no recognisable cohort.
@@ -144,7 +154,7 @@ def read_cohort(path: str | Path) -> list[ScanRecord]:
             "cohort folder does not exist", path=root, fix="pass a folder made by `lungcad synth`"
         )
     if (root / MANIFEST).exists():
-        records = read_synthetic_cohort(root)
+        records = read_synthetic_cohort(root, accepted_only=evaluation)
     elif (root / "annotations.csv").exists():
         records = read_luna16_cohort(root)
     else:

@@ -62,19 +62,23 @@ def reliability_curve(probs: np.ndarray, labels: np.ndarray, n_bins: int = 10) -
 
 
 def _pav(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Pool-adjacent-violators: knots (x, fitted y) of the least-squares non-decreasing fit."""
+    """Pool-adjacent-violators: knots (x, fitted y) of the least-squares non-decreasing fit.
+
+    Each pooled block contributes a knot at its lowest and at its highest x, so interpolating the knots
+    is flat inside a block and linear only between blocks.
+    """
     order = np.argsort(x, kind="stable")
     xs, ys = x[order], y[order].astype(np.float64)
-    blocks: list[list[float]] = []  # [sum_y, count, x_max]
+    blocks: list[list[float]] = []  # [sum_y, count, x_min, x_max]
     for xi, yi in zip(xs, ys, strict=True):
-        blocks.append([yi, 1.0, xi])
+        blocks.append([yi, 1.0, xi, xi])
         while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
-            s, c, xm = blocks.pop()
+            s, c, _, xm = blocks.pop()
             blocks[-1][0] += s
             blocks[-1][1] += c
-            blocks[-1][2] = xm
-    knots_x = np.array([b[2] for b in blocks])
-    knots_y = np.array([b[0] / b[1] for b in blocks])
+            blocks[-1][3] = xm
+    knots_x = np.array([v for b in blocks for v in (b[2], b[3])])
+    knots_y = np.array([b[0] / b[1] for b in blocks for _ in range(2)])
     return knots_x, knots_y
 
 

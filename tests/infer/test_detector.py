@@ -1,0 +1,91 @@
+"""The Detector end to end on tiny models: outputs, CLI, and every bad input it must survive."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lungcad.cli import main
+from lungcad.config import load_config
+from lungcad.errors import InputError
+from lungcad.infer.detector import Detector
+from lungcad.io.image import save_volume
+from lungcad.model.bundle import ModelBundle, save_bundle
+from lungcad.model.unet import LungUNet
+from lungcad.types import CTVolume
+from tests.conftest import REPO, make_phantom
+
+SLAB = REPO / "tests" / "data" / "lidc_slab_0001"
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cfg = load_config(
+        overrides={
+            "model": {"widths": [4, 8, 8, 8], "depth": 1},
+            "infer": {"patch_size": [48, 48, 48], "peak_threshold": 0.0},
+        },
+        environ={},
+    )
+    model = LungUNet.from_config(cfg.model).eval()
+    import torch
+
+    with torch.no_grad():  # make the heatmap head fire a little so findings flow through every stage
+        model.heads.bias[1] = 0.0
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    return save_bundle(ModelBundle(model, cfg, "tiny", "0.0", cfg.config_hash()), path)
+
+
+def test_detect_real_slab_end_to_end(tiny_model: Path, tmp_path: Path) -> None:
+    det = Detector.load(tiny_model)
+    run = det.run(SLAB)
+    r = run.result
+    assert r.model_id == "tiny" and r.series_uid.endswith("603192")
+    assert set(r.timings_s) >= {"load", "preprocess", "network", "postprocess", "total"}
+    assert r.qa["status"] in {"ok", "qa_warning"}  # a slab fails lung coverage: flagged, still analysed
+    assert len(r.findings) <= det.cfg.infer.top_k
+    for f in r.findings:
+        assert 0.0 <= f.probability <= 1.0 and f.diameter_mm >= det.cfg.infer.min_diameter_mm
+        assert f.lung_rads is not None and f.texture is not None
+        # the voxel centre is in the original scan's grid
+        np.testing.assert_allclose(run.volume.voxel_to_world(f.center_zyx_vox), f.center_xyz_mm, atol=1e-6)
+
+
+def test_detect_cli_writes_outputs(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["detect", str(SLAB), "--model", str(tiny_model), "--out", str(tmp_path / "o"), "--json"])
+    assert code == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["schema_version"] == "1.0" and "findings" in doc
+    assert (tmp_path / "o" / "result.json").exists() and (tmp_path / "o" / "candidates.csv").exists()
+    rows = (tmp_path / "o" / "candidates.csv").read_text().splitlines()
+    assert rows[0] == "seriesuid,coordX,coordY,coordZ,probability" and len(rows) == len(doc["findings"]) + 1
+    if doc["findings"]:
+        assert len(list((tmp_path / "o" / "key_images").glob("*.png"))) == len(doc["findings"])
+
+
+def test_no_lung_gives_qa_failed_result_not_a_crash(tiny_model: Path, tmp_path: Path) -> None:
+    block = CTVolume(np.full((30, 64, 64), 40.0, dtype=np.float32), (2.0, 2.0, 2.0))  # solid tissue
+    r = Detector.load(tiny_model).detect(block)
+    assert r.findings == [] and r.qa["status"] == "qa_failed" and "no lung" in r.qa["reason"]
+
+
+def test_volume_too_small(tiny_model: Path, tmp_path: Path) -> None:
+    vol = make_phantom(shape=(3, 64, 64), spacing_zyx_mm=(1.0, 4.0, 4.0))  # 3 mm of chest
+    path = save_volume(vol, tmp_path / "thin.nii.gz")
+    with pytest.raises(InputError, match="too small to analyse"):
+        Detector.load(tiny_model).detect(path)
+
+
+def test_not_a_ct_and_missing_model(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "notes.txt").write_text("hello")
+    assert main(["detect", str(tmp_path), "--model", str(tiny_model)]) == 2
+    assert "no CT series found" in capsys.readouterr().err
+    assert main(["detect", str(SLAB), "--model", str(tmp_path / "none.pt")]) == 2
+    assert "model file not found" in capsys.readouterr().err
