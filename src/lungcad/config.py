@@ -103,7 +103,7 @@ class SynthConfig(_Section):
     p_oblique: float = Field(0.1, ge=0, le=1, description="image plane rotated in-plane (oblique IOP)")
     p_contrast: float = Field(0.3, ge=0, le=1, description="intravenous contrast (blood +150..+300 HU)")
     vessel_points_per_tree: int = Field(
-        2500, ge=20, le=20000, description="territory points per pulmonary vessel tree (4 trees)"
+        1800, ge=20, le=20000, description="territory points per pulmonary vessel tree (4 trees)"
     )
     # acquisition
     noise_std_range_hu: tuple[float, float] = (10.0, 40.0)

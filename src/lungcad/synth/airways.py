@@ -54,7 +54,7 @@ def build_airways(
             continue
         first = int(np.argmax(np.where(own, vessels.ra[art], -1.0)))
         start = bronchi_a[first]
-        mid = carina + np.array([0.5, 0.3, 0.25 if side == RIGHT else 0.1]) * (start - carina)
+        mid = carina + np.array([0.5, 0.4, 0.6 if side == RIGHT else 0.45]) * (start - carina)
         r0 = 0.75 * r_tr if side == RIGHT else 0.68 * r_tr
         lines.append(np.stack([carina, mid, start]))
         radii.append(np.array([r0, r0, max(r0 * 0.9, lumen_a[first])]))

@@ -102,7 +102,8 @@ class Anatomy:
     lung_hu: float  # parenchyma at the anterior, non-dependent lung
     lung_gradient_hu: float  # anterior -> posterior increase (gravity)
     contrast: bool
-    blood_hu: float
+    blood_hu: float  # arteries, heart, aorta
+    venous_hu: float  # pulmonary veins (less enhanced than arteries in the usual arterial phase)
     bone_hu: float  # cancellous bone; cortex is ~2.5x
     fissure_tilt: tuple[float, float]  # right, left major fissure slope perturbation
     stomach_gas: bool
@@ -251,7 +252,9 @@ class Anatomy:
         tilt = np.where(right, self.fissure_tilt[0], self.fissure_tilt[1])
         h = self.lung_height
         slope = 0.67 * h / (1.6 * 0.5 * (b_ant + b_post)) * (1.0 + tilt)
-        z_major = -0.28 * h + slope * (y - 0.9 * b_post) - 0.04 * np.abs(x)
+        # Laterally the fissure lies further back: on an axial slice it runs obliquely from the hilum
+        # out to the posterolateral chest wall, not straight across the lung.
+        z_major = -0.28 * h + slope * (y - 0.9 * b_post - 0.45 * np.abs(x - mcx))
         d_major = np.abs(z - z_major) / np.sqrt(1.0 + slope * slope)
         minor = np.where(right & (y < 0.1 * b_post) & (z > z_major), np.abs(z + 0.45 * h), np.inf)
         return np.minimum(d_major, minor).astype(np.float32)
@@ -262,11 +265,12 @@ def sample_anatomy(
 ) -> Anatomy:
     """Draw one patient.  Widths and heights come from the configured ranges; the rest scales with them."""
     a = body_width_mm / 2
+    blood = rng.uniform(150, 320) if contrast else rng.uniform(35, 50)
     depth = a * rng.uniform(0.66, 0.8)  # half AP diameter: AP / lateral ratio of adult chests
     h = lung_height_mm
     fat_scale = rng.uniform(0.3, 1.6)
     fat = tuple(float(v) * fat_scale for v in (rng.uniform(10, 22), rng.uniform(8, 18), rng.uniform(8, 16)))
-    muscle = (rng.uniform(14, 20), rng.uniform(12, 18), rng.uniform(20, 28))
+    muscle = (rng.uniform(9, 14), rng.uniform(8, 13), rng.uniform(14, 20))
     heart_axes = (a * rng.uniform(0.34, 0.4), depth * rng.uniform(0.36, 0.42), h * rng.uniform(0.19, 0.23))
     heart_centre = (a * rng.uniform(0.1, 0.17), -depth * rng.uniform(0.22, 0.3), -h * rng.uniform(0.6, 0.68))
     return Anatomy(
@@ -283,10 +287,11 @@ def sample_anatomy(
         spine_radius_mm=rng.uniform(15, 19),
         vertebra_height_mm=rng.uniform(24, 30),
         vertebra_phase_mm=rng.uniform(0, 30),
-        lung_hu=rng.uniform(-885, -835),
-        lung_gradient_hu=rng.uniform(25, 75),
+        lung_hu=rng.uniform(-915, -865),
+        lung_gradient_hu=rng.uniform(15, 55),
         contrast=contrast,
-        blood_hu=rng.uniform(150, 300) if contrast else rng.uniform(35, 50),
+        blood_hu=blood,
+        venous_hu=rng.uniform(40.0, 0.6 * blood) if contrast else blood,
         bone_hu=rng.uniform(180, 300),
         fissure_tilt=(rng.uniform(-0.15, 0.15), rng.uniform(-0.15, 0.15)),
         stomach_gas=bool(rng.random() < 0.5),

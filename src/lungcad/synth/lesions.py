@@ -141,10 +141,10 @@ def _lesion_hu(
 ) -> np.ndarray:
     """HU inside the lesion: base texture, mild heterogeneity, solid core or calcification."""
     r = 0.5 * spec.diameter_mm
-    # Low-frequency heterogeneity: one plane wave, ~10 HU in solid nodules, ~40 HU in ground glass.
+    # Low-frequency heterogeneity: one plane wave, +-25 HU in solid nodules, +-40 HU in ground glass.
     k = rng.normal(size=3)
     k *= 2 * np.pi / rng.uniform(4.0, 9.0) / np.linalg.norm(k)
-    amp = 40.0 if spec.texture in (Texture.GROUND_GLASS, Texture.PART_SOLID) else 10.0
+    amp = 40.0 if spec.texture in (Texture.GROUND_GLASS, Texture.PART_SOLID) else 25.0
     hu = (spec.hu + amp * np.cos(k[0] * p[0] + k[1] * p[1] + k[2] * p[2] + rng.uniform(0, 6.3))).astype(
         np.float32
     )

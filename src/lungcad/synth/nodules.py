@@ -169,15 +169,17 @@ def _shape_parts(rng: np.random.Generator, r: float, shape: NoduleShape) -> dict
     return parts
 
 
-def _texture_hu(rng: np.random.Generator, texture: Texture, d: float) -> dict:
+def _texture_hu(rng: np.random.Generator, texture: Texture, d: float, contrast: bool) -> dict:
+    # Solid tissue enhances with intravenous contrast by 10-50 HU (ground glass barely does).
+    enhance = rng.uniform(10, 50) if contrast else 0.0
     if texture == Texture.SOLID:
-        return {"hu": rng.uniform(-30, 60)}
+        return {"hu": rng.uniform(-20, 60) + enhance}
     if texture == Texture.GROUND_GLASS:
         return {"hu": rng.uniform(-720, -380), "soft_margin_mm": rng.uniform(0.8, 2.0)}
     if texture == Texture.PART_SOLID:
         return {
             "hu": rng.uniform(-680, -400),
-            "core_hu": rng.uniform(-20, 50),
+            "core_hu": rng.uniform(-20, 50) + enhance,
             "core_fraction": rng.uniform(0.3, 0.65),
             "soft_margin_mm": rng.uniform(0.5, 1.5),
         }
@@ -298,7 +300,7 @@ def sample_lesions(
             location=location,
             fissure=fissure,
             **_shape_parts(rng, d / 2, shape),
-            **_texture_hu(rng, texture, d),
+            **_texture_hu(rng, texture, d, anat.contrast),
         )
         specs.append(_finish(spec, rng))
     for _ in range(int(rng.integers(0, cfg.micronodules_per_scan_max + 1))):
@@ -317,7 +319,7 @@ def sample_lesions(
             fissure=placed[1],
             micronodule=True,
             **_shape_parts(rng, d / 2, NoduleShape.SPHERICAL),
-            **_texture_hu(rng, texture, d),
+            **_texture_hu(rng, texture, d, anat.contrast),
         )
         specs.append(_finish(spec, rng))
     scars = [_scar(anat, placer, rng) for _ in range(int(rng.integers(0, cfg.non_nodules_per_scan_max + 1)))]

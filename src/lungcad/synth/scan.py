@@ -13,7 +13,8 @@ bit-identical however the cohort is split across processes:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -33,7 +34,7 @@ from lungcad.synth.raster import mix_into, render_capsules, splat_segments, to_g
 from lungcad.synth.readers import ReaderOutcome, simulate_readers
 from lungcad.synth.skeleton import CapsuleSet, clavicles, ribs
 from lungcad.synth.thorax import render_anatomy
-from lungcad.synth.vessels import VesselTree, build_vessels
+from lungcad.synth.vessels import VEIN, VesselTree, build_vessels
 from lungcad.types import CTVolume, SeriesMetadata, Texture, stable_hash
 
 GENERATOR_VERSION = "1.0"
@@ -100,10 +101,24 @@ class SynthScan:
     uids: SeriesUids
     acquisition: Acquisition
     params: dict[str, Any]
+    timings_s: dict[str, float] = field(default_factory=dict)  # per stage; not part of any output file
 
     @property
     def series_uid(self) -> str:
         return self.uids.series_uid
+
+
+class _Clock:
+    """Wall time per generation stage (for benchmarks; never written to files, which stay deterministic)."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = now - self._last
+        self._last = now
 
 
 def scan_uid_seed(cfg: SynthConfig, index: int) -> str:
@@ -138,15 +153,18 @@ def _draw_skeleton(volume: CTVolume, geom: ScanGeometry, anat: Anatomy, scratch:
 def _draw_vessels(
     volume: CTVolume, geom: ScanGeometry, anat: Anatomy, scratch: np.ndarray, tree: VesselTree
 ) -> None:
-    a = to_grid_mm(volume, geom.frame.to_world(tree.a))
-    b = to_grid_mm(volume, geom.frame.to_world(tree.b))
+    """Arteries (and great vessels) then veins, each blended with its own blood HU."""
+    a_all = to_grid_mm(volume, geom.frame.to_world(tree.a))
+    b_all = to_grid_mm(volume, geom.frame.to_world(tree.b))
     mean_r = 0.5 * (tree.ra + tree.rb)
     thin = mean_r < SPLAT_RADIUS_FRACTION * min(volume.spacing_zyx_mm[1:])
-    touched = [
-        splat_segments(volume, scratch, a[thin], b[thin], mean_r[thin]),
-        render_capsules(volume, scratch, a[~thin], b[~thin], tree.ra[~thin], tree.rb[~thin]),
-    ]
-    mix_into(volume, scratch, np.concatenate(touched), anat.blood_hu)
+    for group, hu in ((tree.kind != VEIN, anat.blood_hu), (tree.kind == VEIN, anat.venous_hu)):
+        s, c = group & thin, group & ~thin
+        touched = [
+            splat_segments(volume, scratch, a_all[s], b_all[s], mean_r[s]),
+            render_capsules(volume, scratch, a_all[c], b_all[c], tree.ra[c], tree.rb[c]),
+        ]
+        mix_into(volume, scratch, np.concatenate(touched), hu)
 
 
 def _inside_scan(volume: CTVolume, geom: ScanGeometry):
@@ -249,14 +267,20 @@ def generate_scan(cfg: SynthConfig, index: int) -> SynthScan:
     empty = geom.empty_volume()
     volume = CTVolume(empty.hu, empty.spacing_zyx_mm, empty.origin_xyz_mm, empty.direction, meta)
 
+    clock = _Clock()
     render_anatomy(volume, geom, anat, r_anat)
+    clock.lap("anatomy")
     scratch = np.zeros(volume.shape, dtype=np.float32)
     _draw_skeleton(volume, geom, anat, scratch, r_anat)
+    clock.lap("skeleton")
     tree = build_vessels(anat, rngs["vessels"], cfg.vessel_points_per_tree)
+    clock.lap("vessel trees")
     _draw_vessels(volume, geom, anat, scratch, tree)
+    clock.lap("vessel rendering")
     lumen, outer = build_airways(anat, tree, rngs["vessels"])
     _draw(volume, geom, scratch, outer, 30.0)
     _draw(volume, geom, scratch, lumen, an.HU_AIR)
+    clock.lap("airways")
 
     r_nod = rngs["nodules"]
     specs, scars = sample_lesions(cfg, anat, tree, _inside_scan(volume, geom), r_nod)
@@ -265,10 +289,12 @@ def generate_scan(cfg: SynthConfig, index: int) -> SynthScan:
     del scratch
     label = np.zeros(volume.shape, dtype=np.uint8)
     lesions = [render_lesion(volume, label, geom.frame, anat, s, i + 1, r_nod) for i, s in enumerate(specs)]
+    clock.lap("lesions")
 
     apply_acquisition(volume, geom, acq, rngs["acquisition"])
     # Whole HU, as a scanner stores them: the DICOM, MetaImage and in-memory volumes are then identical.
     np.rint(volume.hu, out=volume.hu)
+    clock.lap("acquisition")
     outcome = simulate_readers(
         volume,
         geom.frame,
@@ -282,6 +308,7 @@ def generate_scan(cfg: SynthConfig, index: int) -> SynthScan:
         uids.study_uid,
         rngs["readers"],
     )
+    clock.lap("readers")
     nodules = _nodule_records(cfg, volume, geom, specs, lesions, outcome)
     uid = uids.series_uid
     annotations = tuple(LunaAnnotation(uid, *n.center_xyz_mm, n.diameter_mm) for n in nodules if n.accepted)
@@ -318,4 +345,5 @@ def generate_scan(cfg: SynthConfig, index: int) -> SynthScan:
         uids=uids,
         acquisition=acq,
         params=params,
+        timings_s=clock.laps,
     )

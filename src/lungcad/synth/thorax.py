@@ -37,7 +37,7 @@ def _lung_texture(rng: np.random.Generator, bx: np.ndarray, by: np.ndarray) -> l
     The waves are fixed to the image grid rather than the body; nothing could tell the difference.
     """
     waves = []
-    for amp, lam in ((9.0, 45.0), (7.0, 28.0), (6.0, 18.0), (5.0, 11.0)):
+    for amp, lam in ((15.0, 45.0), (12.0, 28.0), (10.0, 18.0), (8.0, 11.0)):
         k = 2 * np.pi / lam
         theta, phi = rng.uniform(0, 2 * np.pi), rng.uniform(-1.2, 1.2)
         kx, ky, kz = k * np.cos(theta) * np.cos(phi), k * np.sin(theta) * np.cos(phi), k * np.sin(phi)

@@ -2,16 +2,17 @@
 
 Why this matters: on a single axial slice a vessel running through the plane is a bright disc, exactly like
 a small solid nodule; only its continuation on neighbouring slices tells them apart.  The trees must
-therefore fill the lungs the way real ones do: thick (~7 mm) at the hilum, branching 10-12 times down to
+therefore fill the lungs the way real ones do: thick (~10 mm) at the hilum, branching 10-12 times down to
 sub-millimetre twigs a centimetre from the pleura, curving, and crossing each other.
 
 Growth is space-filling by recursive territory splitting.  Each tree gets its own cloud of territory points
-sampled uniformly inside its lung.  A branch at ``p`` with radius ``r`` and territory ``S`` runs toward the
-centroid of ``S``, stops part of the way, splits ``S`` by a plane across its longest direction at a random
-quantile (asymmetric bifurcations), and hands each half to a child.  Child radii follow Murray's law with
-flow proportional to territory size, ``r_i = r (n_i / n)^(1/3)``, so ``r_1^3 + r_2^3 = r^3``: a 7 mm root
-with 1500 territory points ends in ~0.6 mm twigs.  Every segment is then split in two with its midpoint
-pushed sideways by ~7% of its length, which gives the gentle tortuosity of real vessels.
+sampled uniformly inside its lung.  A branch at ``p`` with radius ``r`` and territory ``S`` runs part of the
+way toward the centroid of ``S`` (12-20% for the main trunk, so the thickest vessels stay at the hilum as
+on real scans; 25-50% deeper in the tree), splits ``S`` at a random quantile (asymmetric bifurcations) by
+a plane containing its direction of travel, and hands each half to a child.  Child radii follow Murray's
+law with flow proportional to territory size, ``r_i = r (n_i / n)^(1/k)`` with ``k = MURRAY_EXPONENT``
+(2.5), so a 10 mm root with 1800 territory points ends in ~0.5 mm twigs.  Every segment is then split in
+two with its midpoint pushed sideways by ~7% of its length, the gentle tortuosity of real vessels.
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ from lungcad.synth.anatomy import LEFT, RIGHT, Anatomy
 from lungcad.synth.skeleton import CapsuleSet
 
 ARTERY, VEIN, GREAT = 1, 2, 0
+# r^k = r_1^k + r_2^k at every bifurcation.  Murray's 3 (flow ~ r^3) filled the lungs of the figure's
+# synthetic scan with twice LIDC-IDRI-0001's vessel volume fraction (5.7% vs 2.6% of lung above -500 HU);
+# 2.5, within the 2.3-3 range measured on pulmonary arterial casts, matches it (2.8-3.4%).
+MURRAY_EXPONENT = 2.5
+HILUM_DEPTH_MM = 12.0  # roots lie this far inside the lung: the hilum is a notch the lung wraps around
 
 
 @dataclass(frozen=True)
@@ -81,31 +87,42 @@ def grow_tree(
         p, r, idx, gen = stack.pop()
         pts = points[idx]
         if len(idx) <= 2 or r < r_min:
-            for q in pts:  # terminal twigs to the remaining territory points
+            for q in pts:  # terminal twigs toward the remaining territory points, tapering out
                 seg_a.append(p)
-                seg_b.append(q)
+                seg_b.append(p + 0.7 * (q - p))
                 seg_ra.append(r)
-                seg_rb.append(0.7 * r)
+                seg_rb.append(0.5 * r)
             continue
         c = pts.mean(axis=0)
-        # The first trunks leave the hilum quickly; deeper branches run further before dividing.
-        q = p + rng.uniform(0.2, 0.35) * (c - p) if gen < 2 else p + rng.uniform(0.35, 0.6) * (c - p)
+        # The main and lobar trunks divide close to the hilum (on real scans the thick vessels crowd
+        # the hila, and the deep lung holds segmental and smaller branches).
+        alpha = (
+            rng.uniform(0.12, 0.2)
+            if gen == 0
+            else rng.uniform(0.25, 0.4)
+            if gen < 3
+            else rng.uniform(0.3, 0.5)
+        )
+        q = p + alpha * (c - p)
         seg_a.append(p)
         seg_b.append(q)
         seg_ra.append(r)
-        seg_rb.append(0.96 * r)
+        seg_rb.append(0.98 * r)
+        # Split the territory by a plane that contains the direction of travel, across the territory's
+        # widest extent perpendicular to it: both children keep heading outward and fan apart, which
+        # gives the long radiating branches seen on a lung MIP.  (A cut across the travel direction
+        # would leave one child a stub and send the other leaping ahead.)
+        travel = c - p
+        travel /= max(float(np.linalg.norm(travel)), 1e-9)
         spread = pts - c
-        axis = int(np.argmax(np.einsum("ij,ij->j", spread, spread)))
-        # Split across the longest coordinate direction, tilted randomly so cuts are not axis-aligned.
-        normal = np.zeros(3)
-        normal[axis] = 1.0
-        normal += rng.normal(0, 0.35, 3)
+        perp = spread - np.outer(spread @ travel, travel)
+        _, vecs = np.linalg.eigh(perp.T @ perp)
+        normal = vecs[:, -1] + rng.normal(0, 0.15, 3)
         proj = spread @ normal
         k = int(np.clip(round(len(idx) * rng.uniform(0.3, 0.7)), 1, len(idx) - 1))
         part = np.argpartition(proj, k)
-        r_next = 0.96 * r
         for sub in (idx[part[:k]], idx[part[k:]]):
-            stack.append((q, r_next * (len(sub) / len(idx)) ** (1 / 3), sub, gen + 1))
+            stack.append((q, r * (len(sub) / len(idx)) ** (1 / MURRAY_EXPONENT), sub, gen + 1))
     return np.array(seg_a), np.array(seg_b), np.array(seg_ra), np.array(seg_rb)
 
 
@@ -138,13 +155,13 @@ def hilum_roots(anat: Anatomy, side: int) -> tuple[np.ndarray, np.ndarray]:
     h = anat.lung_height
     sgn = -1.0 if side == RIGHT else 1.0
     out = []
-    for u, dy in ((0.37, 0.08), (0.52, -0.12)):
+    for u, dy in ((0.42, 0.08), (0.56, -0.12)):
         z = np.float32(-u * h)
         cx, cy, hw, hd = anat.mediastinum(z)
         y = float(cy) + dy * float(hd)
         # Half-width of the mediastinal ellipse at this y, then 4 mm into the lung.
         half = float(hw) * np.sqrt(max(1.0 - ((y - float(cy)) / float(hd)) ** 2, 0.05))
-        out.append(np.array([float(cx) + sgn * (half + 4.0), y, float(z)]))
+        out.append(np.array([float(cx) + sgn * (half + HILUM_DEPTH_MM), y, float(z)]))
     return out[0], out[1]
 
 
