@@ -111,3 +111,20 @@ def test_coarse_grid_geometry_and_full_mask() -> None:
     assert full.shape == vol.shape and full[10, 60, 36] == lungs.mask[10, 20, 12]
     (z0, y0, x0), (z1, y1, x1) = lungs.bbox()
     assert full[z0:z1, y0:y1, x0:x1].sum() == full.sum()
+
+
+def test_mediastinum_between_touching_lungs_is_not_lung() -> None:
+    """Lungs that meet in front of and behind the heart enclose it in-plane: it must stay out of the mask."""
+    shape = (30, 96, 96)
+    z, y, x = np.ogrid[: shape[0], : shape[1], : shape[2]]
+    hu = np.full(shape, -1000.0, dtype=np.float32)
+    body = ((y - 48) / 44.0) ** 2 + ((x - 48) / 46.0) ** 2 < 1
+    hu[np.broadcast_to(body, shape)] = 40.0
+    lungs = ((y - 48) / 34.0) ** 2 + ((x - 48) / 38.0) ** 2 < 1
+    heart = ((y - 48) / 14.0) ** 2 + ((x - 48) / 16.0) ** 2 < 1  # 2 x 3 mm voxels: ~4200 mm2 per slice
+    hu[np.broadcast_to(lungs & ~heart, shape)] = -850.0
+    hu[:3] = 40.0
+    hu[-3:] = 40.0
+    mask = segment_lungs(CTVolume(hu, (3.0, 2.0, 2.0))).full_mask()
+    assert not mask[15, 48, 48]  # heart centre
+    assert mask[15, 48, 20]  # lung

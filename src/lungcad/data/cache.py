@@ -33,7 +33,7 @@ from lungcad.preprocess.pipeline import preprocess_ct
 from lungcad.preprocess.resample import resample_onto
 from lungcad.types import CTVolume, stable_hash
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: lung mask no longer fills the mediastinum
 
 
 @dataclass

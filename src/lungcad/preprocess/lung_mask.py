@@ -96,6 +96,7 @@ def segment_lungs(
     coarse_mm: float = 2.5,
     closing_mm: float = 10.0,
     min_fraction: float = 0.1,
+    max_hole_ml: float = 30.0,
 ) -> LungMask:
     """Segment the lungs of ``volume``.
 
@@ -105,6 +106,9 @@ def segment_lungs(
         coarse_mm: in-plane working resolution.
         closing_mm: radius of the final closing.
         min_fraction: keep air components of at least this fraction of the largest one (drops bowel gas).
+        max_hole_ml: fill enclosed holes up to this volume (vessels, nodules: a 30 mm nodule is 14 ml);
+            larger ones stay out -- where the lungs touch in front of and behind the heart, the
+            mediastinum is an in-plane hole of several hundred ml that must not become "lung".
     """
     sz, sy, sx = volume.spacing_zyx_mm
     fy, fx = max(1, int(round(coarse_mm / sy))), max(1, int(round(coarse_mm / sx)))
@@ -133,7 +137,7 @@ def segment_lungs(
         keep, trachea_removed = _remove_airway(hu, keep, top_last=_superior_end_is_last(volume))
     if keep.any():
         keep = _closing_mm(keep, closing_mm, (cz, cy, cx))
-        keep = ndimage.binary_fill_holes(keep, structure=_INPLANE) & body
+        keep = _fill_small_holes(keep, max_hole_ml, cz * cy * cx) & body
     grid = volume.with_array(hu, spacing_zyx_mm=(cz, cy, cx))
     volume_ml = float(keep.sum()) * cz * cy * cx / 1000.0
     return LungMask(keep, body, grid, (fz, fy, fx), volume.shape, n_kept, trachea_removed, volume_ml)
@@ -159,6 +163,18 @@ def _remove_airway(hu: np.ndarray, lungs: np.ndarray, *, top_last: bool) -> tupl
         return lungs, False
     grown = ndimage.binary_dilation(candidate, structure=_INPLANE) & (hu < -900.0)
     return lungs & ~grown, True
+
+
+def _fill_small_holes(mask: np.ndarray, max_hole_ml: float, voxel_mm3: float) -> np.ndarray:
+    """Fill the in-plane holes of ``mask`` whose 3-D connected volume is at most ``max_hole_ml``."""
+    holes = ndimage.binary_fill_holes(mask, structure=_INPLANE) & ~mask
+    labels, n = ndimage.label(holes)
+    if n == 0:
+        return mask
+    sizes = np.bincount(labels.ravel()) * voxel_mm3 / 1000.0
+    small = sizes <= max_hole_ml
+    small[0] = False
+    return mask | small[labels]
 
 
 def _upsample(mask: np.ndarray, factors: tuple[int, int, int], shape: tuple[int, int, int]) -> np.ndarray:
