@@ -89,3 +89,13 @@ def test_not_a_ct_and_missing_model(
     assert "no CT series found" in capsys.readouterr().err
     assert main(["detect", str(SLAB), "--model", str(tmp_path / "none.pt")]) == 2
     assert "model file not found" in capsys.readouterr().err
+
+
+def test_result_matches_published_schema(tiny_model: Path) -> None:
+    from lungcad.infer.schema import ScanResultModel, scan_result_schema
+
+    published = json.loads((REPO / "docs" / "schema" / "scan_result-1.0.json").read_text())
+    assert published == json.loads(json.dumps(scan_result_schema(), sort_keys=True))
+    r = Detector.load(tiny_model).detect(SLAB)
+    doc = json.loads(json.dumps(r.to_dict(), default=float))
+    ScanResultModel.model_validate(doc)  # raises on any field the schema does not describe
