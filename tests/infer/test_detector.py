@@ -99,3 +99,23 @@ def test_result_matches_published_schema(tiny_model: Path) -> None:
     r = Detector.load(tiny_model).detect(SLAB)
     doc = json.loads(json.dumps(r.to_dict(), default=float))
     ScanResultModel.model_validate(doc)  # raises on any field the schema does not describe
+
+
+@pytest.mark.slow
+def test_onnx_backend_matches_torch(tiny_model: Path) -> None:
+    from lungcad.model.export import onnx_available
+
+    if not onnx_available():
+        pytest.skip("onnx / onnxscript / onnxruntime not installed (pip install 'lungcad[export]')")
+    torch_run = Detector.load(tiny_model, bf16=False).run(SLAB)
+    onnx_run = Detector.load(tiny_model, backend="onnx").run(SLAB)
+    np.testing.assert_allclose(onnx_run.prediction.heatmap, torch_run.prediction.heatmap, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(
+        onnx_run.prediction.segmentation, torch_run.prediction.segmentation, rtol=0, atol=1e-4
+    )
+    assert len(onnx_run.result.findings) == len(torch_run.result.findings)
+
+
+def test_unknown_backend(tiny_model: Path) -> None:
+    with pytest.raises(InputError, match="backend must be torch or onnx"):
+        Detector.load(tiny_model, backend="tensorrt")

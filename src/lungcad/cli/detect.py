@@ -41,13 +41,14 @@ def detect(
     model: Path | None = typer.Option(None, "--model", help="model file (default models/lungcad-default.pt)"),
     series: str | None = typer.Option(None, "--series", help="SeriesInstanceUID when a folder holds several"),
     no_bf16: bool = typer.Option(False, "--no-bf16", help="run the network in fp32"),
+    backend: str = typer.Option("torch", "--backend", help="torch, or onnx (ONNX Runtime, fp32)"),
     as_json: bool = typer.Option(False, "--json", help="print result JSON instead of tables"),
 ) -> None:
     """Detect lung nodules: findings table, result.json, LUNA16 CSV rows and key images per nodule."""
     from lungcad.infer.detector import Detector
     from lungcad.infer.outputs import write_outputs
 
-    detector = Detector.load(model, bf16=not no_bf16, config=get_config())
+    detector = Detector.load(model, bf16=not no_bf16, config=get_config(), backend=backend)
     results = []
     with Progress(disable=as_json or len(paths) == 1, console=console) as progress:
         task = progress.add_task("detecting", total=len(paths))

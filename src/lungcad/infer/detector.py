@@ -50,6 +50,7 @@ class Detector:
     Args:
         bundle: model, configuration and calibrators (``lungcad.model.bundle.load_bundle``).
         bf16: bfloat16 autocast for the network (about 2-3x faster on CPUs with AVX-512 bf16).
+        backend: "torch" (default) or "onnx" (ONNX Runtime, fp32; needs the ``export`` extra).
         config: overrides the bundle's configuration for preprocessing and inference (the model section
             always comes from the bundle).
     """
@@ -103,7 +104,7 @@ class Detector:
             )
         t0 = time.perf_counter()
         i = self.cfg.infer
-        pred = predict_volume(self.model, pre.image, i.patch_size, i.overlap, i.blend, bf16=self.bf16)
+        pred = predict_volume(self.predictor, pre.image, i.patch_size, i.overlap, i.blend, bf16=self.bf16)
         timings["network"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         findings = self._findings(volume, pre, pred)

@@ -6,6 +6,7 @@ stride); MONAI stitches each output at its own scale.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,7 +37,7 @@ class VolumePrediction:
 
 
 def predict_volume(
-    model: nn.Module,
+    model: nn.Module | Callable[[torch.Tensor], tuple[torch.Tensor, ...]],
     image: np.ndarray,
     patch_size: tuple[int, int, int] = (96, 96, 96),
     overlap: float = 0.25,
@@ -47,6 +48,8 @@ def predict_volume(
     """Run ``model`` over a [0, 1] ``image`` (D, H, W) and return stitched probabilities.
 
     Args:
+        model: the network, or any callable with its interface (e.g. an ``OnnxPredictor``) exposing
+            ``head_stride``.
         patch_size: window; smaller volumes are padded by MONAI.
         overlap: fraction of window overlap in [0, 1).
         blend: "gaussian" or "constant".
@@ -61,8 +64,10 @@ def predict_volume(
         out = model(t)
         return tuple(o.float() for o in out)
 
-    was_training = model.training
-    model.eval()
+    is_module = isinstance(model, nn.Module)
+    was_training = model.training if is_module else False
+    if is_module:
+        model.eval()
     try:
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             seg, heat, size, triage = sliding_window_inference(
@@ -76,7 +81,8 @@ def predict_volume(
                 cval=0.0,
             )
     finally:
-        model.train(was_training)
+        if is_module:
+            model.train(was_training)
     return VolumePrediction(
         segmentation=torch.sigmoid(seg)[0, 0].numpy(),
         heatmap=torch.sigmoid(heat)[0, 0].numpy(),
