@@ -107,8 +107,9 @@ class PatchDataset(Dataset):
         img = extract_patch(scan.image, req.center_zyx, block_size).astype(np.float32)
         seg = extract_patch(scan.seg, req.center_zyx, block_size).astype(np.float32)
         matrix = self.spatial.draw(rng)
-        img_t = self.spatial.apply(torch.from_numpy(img)[None], matrix, self.patch_size, "bilinear")
-        seg_t = self.spatial.apply(torch.from_numpy(seg)[None], matrix, self.patch_size, "nearest")
+        # image and mask share one trilinear pass; the mask is thresholded at 0.5 (its partial-volume edge)
+        both = self.spatial.apply(torch.from_numpy(np.stack([img, seg])), matrix, self.patch_size, "bilinear")
+        img_t, seg_t = both[:1], (both[1:] > 0.5).float()
         block_origin = np.asarray(req.center_zyx) - np.asarray(block_size) // 2
         centers = self.spatial.map_points(
             scan.nodules_zyx - block_origin, matrix, block_size, self.patch_size

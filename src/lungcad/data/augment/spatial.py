@@ -78,19 +78,26 @@ class RandomSpatial:
     def apply(
         block: torch.Tensor, matrix: np.ndarray, patch_size: tuple[int, int, int], mode: str = "bilinear"
     ) -> torch.Tensor:
-        """Resample ``block`` (C, B, B, B) into a ``patch_size`` patch through ``matrix``.
+        """Resample ``block`` (C, B0, B1, B2) into a ``patch_size`` patch through ``matrix``.
 
-        ``mode`` is ``"bilinear"`` (trilinear for 3-D) for images and ``"nearest"`` for masks.
+        ``mode`` is ``"bilinear"`` (trilinear for 3-D) for images and ``"nearest"`` for masks; several
+        channels (image and mask together) share one sampling grid.
+
+        In normalised coordinates (align_corners) the map ``i = A o + (B - 1) / 2`` becomes the linear
+        ``n_in = Theta n_out`` with ``Theta_ij = A_ij (P_j - 1) / (B_i - 1)`` and no translation, which
+        ``F.affine_grid`` evaluates in one fused kernel (axes reversed: it works in x, y, z).
         """
-        dev = block.device
-        shape = torch.tensor(block.shape[1:], dtype=torch.float32, device=dev)
-        axes = [torch.arange(n, dtype=torch.float32, device=dev) - (n - 1) / 2.0 for n in patch_size]
-        grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)  # (P, P, P, 3) zyx, centred
-        a = torch.as_tensor(matrix, dtype=torch.float32, device=dev)
-        src = grid @ a.T + (shape - 1) / 2.0  # input voxel coordinates (z, y, x)
-        norm = src / (shape - 1) * 2.0 - 1.0  # align_corners=True convention
-        norm = norm.flip(-1)  # grid_sample wants (x, y, z)
-        out = F.grid_sample(block[None], norm[None], mode=mode, padding_mode="zeros", align_corners=True)
+        b = np.asarray(block.shape[1:], dtype=np.float64)
+        p = np.asarray(patch_size, dtype=np.float64)
+        theta_zyx = np.asarray(matrix, dtype=np.float64) * (p[None, :] - 1) / np.maximum(b[:, None] - 1, 1)
+        theta = np.zeros((3, 4))
+        theta[:, :3] = theta_zyx[::-1, ::-1]
+        grid = F.affine_grid(
+            torch.as_tensor(theta, dtype=torch.float32)[None],
+            [1, block.shape[0], *patch_size],
+            align_corners=True,
+        )
+        out = F.grid_sample(block[None], grid, mode=mode, padding_mode="zeros", align_corners=True)
         return out[0]
 
     @staticmethod
