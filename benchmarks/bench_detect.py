@@ -1,0 +1,159 @@
+"""Detection benchmark on the real LIDC-IDRI-0001 series (133 x 512 x 512), in one run:
+
+  * lungcad ``Detector`` end to end (DICOM folder in, findings out), split by stage, peak RSS, for the
+    PyTorch backend in bf16 and fp32 and the ONNX Runtime backend (fp32);
+  * the reference: MONAI ``BasicUNet`` (default features) with MONAI ``sliding_window_inference``
+    (96^3 windows, overlap 0.25, Gaussian) over the same 1 mm volume;
+  * achieved GFLOP/s of our network part against this machine's measured matmul peak (a torch probe).
+
+Targets on a 2-core CPU: end to end < 30 s, >= 10x faster than the reference, peak RSS < 3 GB.
+Each measurement runs in its own process so peak RSS is its own.
+
+Usage: python benchmarks/bench_detect.py [--series DIR] [--model PATH] [--skip-reference]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import resource
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_SERIES = (
+    REPO.parent / "shared" / "data" / "lidc" / "LIDC-IDRI-0001" / "01-01-2000-30178" / "3000566-03192"
+)
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _ours(series: str, model: str | None, backend: str, bf16: bool) -> dict:
+    import torch
+
+    torch.set_num_threads(2)
+    from lungcad.infer.detector import Detector
+    from lungcad.model.flops import count_flops
+
+    t0 = time.perf_counter()
+    det = Detector.load(model, bf16=bf16, backend=backend)
+    load_model = time.perf_counter() - t0
+    det.run(series)  # warm-up: first-call kernel selection is not part of a service's steady state
+    run = det.run(series)
+    r = run.result
+    shape = run.pre.image.shape
+    i = det.cfg.infer
+    # FLOPs of the windows actually run: MONAI tiles the volume with the same windows
+    from monai.inferers.utils import _get_scan_interval, dense_patch_slices
+
+    interval = _get_scan_interval(shape, i.patch_size, 3, i.overlap)
+    n_windows = len(dense_patch_slices(shape, i.patch_size, interval))
+    flops = count_flops(det.model, (1, 1, *i.patch_size)) * n_windows
+    best = max(r.findings, key=lambda f: f.probability, default=None)
+    return {
+        "timings": r.timings_s,
+        "model_load_s": load_model,
+        "peak_rss_mb": _rss_mb(),
+        "n_findings": len(r.findings),
+        "volume": shape,
+        "windows": n_windows,
+        "gflops": flops / 1e9,
+        "findings": [(f.center_xyz_mm, f.diameter_mm, f.probability) for f in r.findings[:5]],
+        "best": None if best is None else (best.center_xyz_mm, best.diameter_mm, best.probability),
+    }
+
+
+def _reference(series: str) -> dict:
+    import numpy as np
+    import torch
+    from monai.inferers import sliding_window_inference
+    from monai.networks.nets import BasicUNet
+
+    torch.set_num_threads(2)
+    from lungcad.io import load_ct
+    from lungcad.preprocess.pipeline import preprocess_ct
+
+    pre = preprocess_ct(load_ct(series))
+    net = BasicUNet(spatial_dims=3, in_channels=1, out_channels=1).eval()
+    x = torch.from_numpy(np.ascontiguousarray(pre.image))[None, None]
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        sliding_window_inference(x, (96, 96, 96), 2, net, overlap=0.25, mode="gaussian")
+    return {"network_s": time.perf_counter() - t0, "peak_rss_mb": _rss_mb(), "volume": tuple(pre.image.shape)}
+
+
+def _matmul_peak() -> dict:
+    import torch
+
+    torch.set_num_threads(2)
+    out = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a = torch.rand(2048, 2048, dtype=dtype)
+        b = torch.rand(2048, 2048, dtype=dtype)
+        a @ b
+        t0 = time.perf_counter()
+        for _ in range(5):
+            a @ b
+        out[name] = 5 * 2 * 2048**3 / (time.perf_counter() - t0) / 1e9
+    return out
+
+
+def _in_child(fn, *args):
+    with mp.get_context("spawn").Pool(1) as pool:
+        return pool.apply(fn, args)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--series", type=Path, default=DEFAULT_SERIES)
+    parser.add_argument("--model", type=str, default=None)
+    parser.add_argument("--skip-reference", action="store_true")
+    parser.add_argument("--skip-onnx", action="store_true")
+    args = parser.parse_args()
+    if not args.series.is_dir():
+        raise SystemExit(f"series not found at {args.series} (pass --series DIR)")
+    series = str(args.series)
+    peak = _in_child(_matmul_peak)
+    print(f"matmul peak (2 threads): fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s")
+    runs = {
+        "torch bf16": _in_child(_ours, series, args.model, "torch", True),
+        "torch fp32": _in_child(_ours, series, args.model, "torch", False),
+    }
+    if not args.skip_onnx:
+        runs["onnx fp32"] = _in_child(_ours, series, args.model, "onnx", False)
+    for name, r in runs.items():
+        t = r["timings"]
+        net = t["network"]
+        ref_peak = peak["bf16" if "bf16" in name else "fp32"]
+        print(
+            f"\n== lungcad Detector [{name}] on {r['volume']} voxels (1 mm, lung crop), "
+            f"{r['windows']} windows"
+        )
+        print(
+            "  "
+            + "  ".join(f"{k}={v:.2f}s" for k, v in t.items())
+            + f"  (model load {r['model_load_s']:.2f}s)"
+        )
+        print(
+            f"  network {r['gflops']:.0f} GFLOP in {net:.2f} s = {r['gflops'] / net:.0f} GFLOP/s "
+            f"({r['gflops'] / net / ref_peak:.0%} of the matmul peak); peak RSS {r['peak_rss_mb']:.0f} MB; "
+            f"{r['n_findings']} findings; top {r['best']}"
+        )
+    if not args.skip_reference:
+        ref = _in_child(_reference, series)
+        ours = runs["torch bf16"]["timings"]["total"]
+        print(
+            "\n== reference: MONAI BasicUNet + sliding_window_inference (96^3, overlap 0.25, gaussian), "
+            f"fp32, same {ref['volume']} volume"
+        )
+        print(f"  network {ref['network_s']:.1f} s; peak RSS {ref['peak_rss_mb']:.0f} MB")
+        print(
+            f"  lungcad end to end (bf16) {ours:.1f} s -> {ref['network_s'] / ours:.1f}x faster than the "
+            f"reference's network alone (target >= 10x, < 30 s, < 3 GB)"
+        )
+
+
+if __name__ == "__main__":
+    main()
