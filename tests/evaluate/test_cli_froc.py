@@ -14,25 +14,16 @@ from lungcad.annotations.luna16 import (
     write_luna16_seriesuids,
     write_luna16_submission,
 )
-from lungcad.annotations.model import LunaAnnotation as A
-from lungcad.annotations.model import LunaCandidate as C
 from lungcad.cli import main
+from tests.evaluate.test_froc import CASE1_ANNOTATIONS, CASE1_CANDIDATES, CASE1_EXCLUDED
 
 
 def _files(tmp_path: Path) -> list[str]:
     """The first case of test_froc.py: sensitivities (0, 0, .5, .5, .5, .5, .5), CPM 2.5 / 7."""
-    write_luna16_annotations([A("s1", 0.0, 0.0, 0.0, 10.0), A("s1", 50.0, 0.0, 0.0, 6.0)], tmp_path / "a.csv")
-    write_luna16_excluded([A("s2", 20.0, 0.0, 0.0, -1.0)], tmp_path / "e.csv")
+    write_luna16_annotations(CASE1_ANNOTATIONS, tmp_path / "a.csv")
+    write_luna16_excluded(CASE1_EXCLUDED, tmp_path / "e.csv")
     write_luna16_seriesuids(["s1", "s2"], tmp_path / "s.csv")
-    cands = [
-        C("s1", 3.0, 4.0, 0.0, 0.9),
-        C("s1", 1.0, 0.0, 0.0, 0.8),
-        C("s1", 0.0, 1.0, 0.0, 0.6),
-        C("s1", 100.0, 0.0, 0.0, 0.7),
-        C("s2", 0.0, 0.0, 0.0, 0.5),
-        C("s2", 23.0, 0.0, 0.0, 0.95),
-    ]
-    write_luna16_submission(cands, tmp_path / "c.csv")
+    write_luna16_submission(CASE1_CANDIDATES, tmp_path / "c.csv")
     return [
         "evaluate-froc",
         *("--annotations", str(tmp_path / "a.csv"), "--excluded", str(tmp_path / "e.csv")),

@@ -12,6 +12,18 @@ from lungcad.evaluate.froc import LUNA16_FP_RATES, evaluate_froc
 A = LunaAnnotation
 C = LunaCandidate
 
+# The first hand-computed case (used by the CLI test too): sensitivities (0, 0, .5, .5, .5, .5, .5).
+CASE1_ANNOTATIONS = [A("s1", 0.0, 0.0, 0.0, 10.0), A("s1", 50.0, 0.0, 0.0, 6.0)]
+CASE1_EXCLUDED = [A("s2", 20.0, 0.0, 0.0, -1.0)]
+CASE1_CANDIDATES = [
+    C("s1", 3.0, 4.0, 0.0, 0.9),
+    C("s1", 1.0, 0.0, 0.0, 0.8),
+    C("s1", 0.0, 1.0, 0.0, 0.6),
+    C("s1", 100.0, 0.0, 0.0, 0.7),
+    C("s2", 0.0, 0.0, 0.0, 0.5),
+    C("s2", 23.0, 0.0, 0.0, 0.95),
+]
+
 
 def test_radius_duplicates_excluded_and_empty_scan() -> None:
     """Scan s1: nodule N1 at the origin (d 10, r 5), N2 at x = 50 (d 6, missed); s2 has no nodule but an
@@ -22,17 +34,7 @@ def test_radius_duplicates_excluded_and_empty_scan() -> None:
     Sorted: FP 0.9, TP 0.8, FP 0.7, FP 0.5 -> curve (0, 0), (0.5, 0), (0.5, 0.5), (1, 0.5), (1.5, 0.5).
     1/8 and 1/4 lie on the flat start (0); from 1/2 on the sensitivity is 0.5 (flat after 1.5).
     """
-    annotations = [A("s1", 0.0, 0.0, 0.0, 10.0), A("s1", 50.0, 0.0, 0.0, 6.0)]
-    excluded = [A("s2", 20.0, 0.0, 0.0, -1.0)]
-    candidates = [
-        C("s1", 3.0, 4.0, 0.0, 0.9),
-        C("s1", 1.0, 0.0, 0.0, 0.8),
-        C("s1", 0.0, 1.0, 0.0, 0.6),
-        C("s1", 100.0, 0.0, 0.0, 0.7),
-        C("s2", 0.0, 0.0, 0.0, 0.5),
-        C("s2", 23.0, 0.0, 0.0, 0.95),
-    ]
-    r = evaluate_froc(annotations, excluded, ["s1", "s2"], candidates)
+    r = evaluate_froc(CASE1_ANNOTATIONS, CASE1_EXCLUDED, ["s1", "s2"], CASE1_CANDIDATES)
     np.testing.assert_array_equal(r.curve.fps_per_scan, [0.0, 0.5, 0.5, 1.0, 1.5])
     np.testing.assert_array_equal(r.curve.sensitivity, [0.0, 0.0, 0.5, 0.5, 0.5])
     np.testing.assert_array_equal(r.curve.thresholds, [np.inf, 0.9, 0.8, 0.7, 0.5])

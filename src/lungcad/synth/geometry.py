@@ -181,28 +181,27 @@ def inplane_body_grid(volume: CTVolume, frame: BodyFrame, step: int) -> tuple[np
         a slice's coordinates are ``bx + shift_x(bz)``, ``by + shift_y(bz)`` (see ``body_shift``), because
         the slice normal is the world z axis.
     """
-    _, ny, nx = volume.shape
-    rows = np.arange(coarse_count(ny, step), dtype=np.float64) * step
-    cols = np.arange(coarse_count(nx, step), dtype=np.float64) * step
-    rr, cc = np.meshgrid(rows, cols, indexing="ij")
-    zyx = np.stack([np.zeros_like(rr), rr, cc], axis=-1).reshape(-1, 3)
-    world = volume.voxel_to_world(zyx)
+    world, shape = _inplane_world_points(volume, step)
     # Shift world z so the slice sits at body z = 0; body x, y at other z come from body_shift.
     world[:, 2] = frame.centre_xyz_mm[2]
     body = frame.to_body(world)
-    shape = rr.shape
     return body[:, 0].reshape(shape).astype(np.float32), body[:, 1].reshape(shape).astype(np.float32)
 
 
 def inplane_world_grid(volume: CTVolume, step: int) -> tuple[np.ndarray, np.ndarray]:
     """World x, y (mm) of the same samples as ``inplane_body_grid`` (for scanner-fixed objects)."""
+    world, shape = _inplane_world_points(volume, step)
+    return world[:, 0].reshape(shape).astype(np.float32), world[:, 1].reshape(shape).astype(np.float32)
+
+
+def _inplane_world_points(volume: CTVolume, step: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """World (x, y, z) mm ``(N, 3)`` of every ``step``-th pixel of slice 0, and the coarse grid shape."""
     _, ny, nx = volume.shape
     rows = np.arange(coarse_count(ny, step), dtype=np.float64) * step
     cols = np.arange(coarse_count(nx, step), dtype=np.float64) * step
     rr, cc = np.meshgrid(rows, cols, indexing="ij")
     zyx = np.stack([np.zeros_like(rr), rr, cc], axis=-1).reshape(-1, 3)
-    world = volume.voxel_to_world(zyx)
-    return world[:, 0].reshape(rr.shape).astype(np.float32), world[:, 1].reshape(rr.shape).astype(np.float32)
+    return volume.voxel_to_world(zyx), rr.shape
 
 
 def body_shift(frame: BodyFrame, body_z: np.ndarray) -> np.ndarray:
