@@ -87,7 +87,11 @@ def export_model(
     out: Path = typer.Option(..., "--out", help="model file to write (.pt)"),
     model_id: str = typer.Option("lungcad-default", "--model-id"),
     model_version: str = typer.Option("0.1.0", "--model-version"),
-    calibrate_on: Path | None = typer.Option(None, "--calibrate-on", help="cohort to fit calibration on"),
+    calibrate_on: Path | None = typer.Option(
+        None,
+        "--calibrate-on",
+        help="cohort folder, or a run folder (its validation split), to fit calibration on",
+    ),
     card: Path | None = typer.Option(None, "--card", help="JSON file of model-card facts to embed"),
 ) -> None:
     """Turn a training checkpoint into a model file (weights, config, calibration, model card)."""

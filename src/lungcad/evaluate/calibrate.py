@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from lungcad.data.cohort import read_cohort
+from lungcad.data.cohort import load_split, read_cohort
+from lungcad.data.records import ScanRecord
 from lungcad.evaluate.runner import ScanEvaluation, finding_labels, run_detector
 from lungcad.infer.calibration import Calibrator, expected_calibration_error
 from lungcad.infer.detector import Detector
@@ -38,14 +40,26 @@ def calibration_samples(evals: list[ScanEvaluation]) -> dict[str, tuple[np.ndarr
     }
 
 
+def calibration_records(source: str | Path) -> list[ScanRecord]:
+    """A cohort folder's scans (evaluation view), or a training run folder's *validation* split."""
+    src = Path(source)
+    if (src / "splits.json").exists() and (src / "run.json").exists():
+        data_dir = json.loads((src / "run.json").read_text())["data_dir"]
+        _, val = load_split(src / "splits.json", read_cohort(data_dir, evaluation=True))
+        return val
+    return read_cohort(src, evaluation=True)
+
+
 def calibrate_bundle(
-    bundle: ModelBundle, cohort: str | Path, method: Literal["temperature", "isotonic"] = "temperature"
+    bundle: ModelBundle, source: str | Path, method: Literal["temperature", "isotonic"] = "temperature"
 ) -> dict[str, Any]:
-    """Fit both calibrators in place on ``cohort``; return ECE before and after for each."""
+    """Fit both calibrators in place on ``source`` (a cohort, or a run folder's validation split); return
+    ECE before and after for each."""
     bundle.detection_calibrator = Calibrator()
     bundle.triage_calibrator = Calibrator()
-    evals = run_detector(Detector(bundle), read_cohort(cohort))
-    report: dict[str, Any] = {"cohort": str(cohort), "method": method}
+    records = calibration_records(source)
+    evals = run_detector(Detector(bundle), records)
+    report: dict[str, Any] = {"source": str(source), "n_scans": len(records), "method": method}
     for name, (p, y) in calibration_samples(evals).items():
         if len(p) < 2 or len(np.unique(y)) < 2:
             report[name] = {"n": int(len(p)), "note": "not fitted: needs both classes"}
