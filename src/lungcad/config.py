@@ -259,7 +259,15 @@ class InferConfig(_Section):
     patch_size: tuple[int, int, int] = (96, 96, 96)
     overlap: float = Field(0.25, ge=0, lt=1)
     blend: Literal["gaussian", "constant"] = "gaussian"
-    peak_threshold: float = Field(0.1, ge=0, le=1)
+    peak_threshold: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="lowest heatmap peak kept as a candidate (FROC reads up to 100 per scan)",
+    )
+    report_threshold: float = Field(
+        0.5, ge=0, le=1, description="calibrated probability from which `detect` tables and key images show"
+    )
     nms_kernel_mm: float = Field(5.0, gt=0, le=50)
     top_k: int = Field(100, ge=1, le=10000)
     min_diameter_mm: float = Field(3.0, ge=0, le=100)

@@ -14,13 +14,15 @@ from lungcad.errors import InputError
 from lungcad.types import ScanResult
 
 
-def _findings_table(result: ScanResult) -> Table:
+def _findings_table(result: ScanResult, min_probability: float) -> Table:
+    shown = [f for f in result.findings if f.probability >= min_probability]
     table = Table(
-        title=f"{len(result.findings)} nodule(s) - scan priority Lung-RADS {result.qa.get('priority', '-')}"
+        title=f"{len(shown)} nodule(s) with p >= {min_probability:g} ({len(result.findings)} candidates in "
+        f"result.json) - scan priority Lung-RADS {result.qa.get('priority', '-')}"
     )
     for col in ("#", "x, y, z (mm)", "diameter", "volume", "type", "Lung-RADS", "p(nodule)", "p(actionable)"):
         table.add_column(col)
-    for k, f in enumerate(result.findings, start=1):
+    for k, f in enumerate(shown, start=1):
         table.add_row(
             str(k),
             ", ".join(f"{v:.1f}" for v in f.center_xyz_mm),
@@ -42,13 +44,18 @@ def detect(
     series: str | None = typer.Option(None, "--series", help="SeriesInstanceUID when a folder holds several"),
     no_bf16: bool = typer.Option(False, "--no-bf16", help="run the network in fp32"),
     backend: str = typer.Option("torch", "--backend", help="torch, or onnx (ONNX Runtime, fp32)"),
+    min_probability: float | None = typer.Option(
+        None, "--min-probability", help="show findings from this probability (default infer.report_threshold)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print result JSON instead of tables"),
 ) -> None:
     """Detect lung nodules: findings table, result.json, LUNA16 CSV rows and key images per nodule."""
     from lungcad.infer.detector import Detector
     from lungcad.infer.outputs import write_outputs
 
-    detector = Detector.load(model, bf16=not no_bf16, config=get_config(), backend=backend)
+    cfg = get_config()
+    detector = Detector.load(model, bf16=not no_bf16, config=cfg, backend=backend)
+    shown = cfg.infer.report_threshold if min_probability is None else min_probability
     results = []
     with Progress(disable=as_json or len(paths) == 1, console=console) as progress:
         task = progress.add_task("detecting", total=len(paths))
@@ -58,7 +65,7 @@ def detect(
             files = {}
             if out is not None:
                 target = out if len(paths) == 1 else out / (result.series_uid or path.stem)
-                files = write_outputs(result, run.volume, target)
+                files = write_outputs(result, run.volume, target, shown)
             results.append((path, result, files))
             progress.advance(task)
     if as_json:
@@ -74,7 +81,7 @@ def detect(
             if status == "qa_warning":
                 failed = [c["name"] for c in result.qa["checks"] if c["status"] == "fail"]
                 console.print(f"[yellow]QA failed checks: {', '.join(failed)} - read findings with care[/]")
-            console.print(_findings_table(result))
+            console.print(_findings_table(result, shown))
         t = result.timings_s
         console.print(" ".join(f"{k}={v:.2f}s" for k, v in t.items()))
         for key, value in files.items():

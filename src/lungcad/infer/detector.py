@@ -51,8 +51,8 @@ class Detector:
         bundle: model, configuration and calibrators (``lungcad.model.bundle.load_bundle``).
         bf16: bfloat16 autocast for the network (about 2-3x faster on CPUs with AVX-512 bf16).
         backend: "torch" (default) or "onnx" (ONNX Runtime, fp32; needs the ``export`` extra).
-        config: overrides the bundle's configuration for preprocessing and inference (the model section
-            always comes from the bundle).
+        config: overrides the bundle's inference settings (windows, overlap, thresholds); the model and
+            preprocessing sections always come from the bundle.
     """
 
     def __init__(
@@ -60,8 +60,12 @@ class Detector:
     ) -> None:
         self.bundle = bundle
         self.model = bundle.model.eval()
+        # The model section and the preprocessing always come from the bundle (the network was trained on
+        # exactly that input); ``config`` may change how inference runs (windows, thresholds).
         cfg = config or bundle.config
-        self.cfg = cfg.model_copy(update={"model": bundle.config.model})
+        self.cfg = cfg.model_copy(
+            update={"model": bundle.config.model, "preprocess": bundle.config.preprocess}
+        )
         self.bf16 = bf16
 
     @classmethod
@@ -111,7 +115,9 @@ class Detector:
         timings["postprocess"] = time.perf_counter() - t0
         timings["total"] = sum(timings.values())
         qa["status"] = "ok" if pre.qa.verdict.value != "fail" else "qa_warning"
-        qa["priority"] = scan_priority([f.lung_rads for f in findings if f.lung_rads]).value
+        # worklist priority from the findings a reader is shown, not from every low-probability candidate
+        reported = [f.lung_rads for f in findings if f.lung_rads and f.probability >= i.report_threshold]
+        qa["priority"] = scan_priority(reported).value
         result = ScanResult(volume.metadata.series_uid, findings, qa=qa, timings_s=timings, **base)
         return DetectionOutput(result, volume, pre, pred)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -60,14 +61,18 @@ def key_images(result: ScanResult, volume: CTVolume, out_dir: str | Path) -> lis
     return paths
 
 
-def write_outputs(result: ScanResult, volume: CTVolume | None, out_dir: str | Path) -> dict[str, str]:
-    """``result.json``, ``candidates.csv`` (LUNA16 submission format) and key images."""
+def write_outputs(
+    result: ScanResult, volume: CTVolume | None, out_dir: str | Path, report_threshold: float = 0.0
+) -> dict[str, str]:
+    """``result.json`` and ``candidates.csv`` (LUNA16 submission format) with every candidate, and key
+    images of the findings whose probability reaches ``report_threshold``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = {"result": str(write_result_json(result, out / "result.json"))}
     write_luna16_submission(to_luna_candidates(result.series_uid, result.findings), out / "candidates.csv")
     files["candidates"] = str(out / "candidates.csv")
-    if volume is not None and result.findings:
+    shown = [f for f in result.findings if f.probability >= report_threshold]
+    if volume is not None and shown:
         files["key_images"] = str(out / "key_images")
-        key_images(result, volume, out / "key_images")
+        key_images(dataclasses.replace(result, findings=shown), volume, out / "key_images")
     return files
