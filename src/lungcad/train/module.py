@@ -94,7 +94,7 @@ class LungCADModule(L.LightningModule):
                 self.last_cpm = result.cpm
                 self.best_cpm = max(self.best_cpm, result.cpm)
                 for rate, sens in zip(result.fp_rates, result.sensitivities, strict=True):
-                    self.log(f"val/sens@{rate:g}", sens)
+                    self.log(f"val/sens_{rate:g}fp", sens)
         self.log("val/cpm", self.last_cpm, prog_bar=True)
 
     def configure_optimizers(self) -> dict[str, Any]:
