@@ -56,10 +56,25 @@ class Detector:
     """
 
     def __init__(
-        self, bundle: ModelBundle, *, bf16: bool = True, config: LungcadConfig | None = None
+        self,
+        bundle: ModelBundle,
+        *,
+        bf16: bool = True,
+        config: LungcadConfig | None = None,
+        backend: str = "torch",
     ) -> None:
+        if backend not in {"torch", "onnx"}:
+            raise InputError(f"backend must be torch or onnx, got {backend!r}")
         self.bundle = bundle
         self.model = bundle.model.eval()
+        self.backend = backend
+        if backend == "onnx":
+            from lungcad.infer.onnx_backend import OnnxPredictor
+
+            self.predictor = OnnxPredictor(self.model)
+            bf16 = False  # ONNX Runtime runs the fp32 graph
+        else:
+            self.predictor = self.model
         # The model section and the preprocessing always come from the bundle (the network was trained on
         # exactly that input); ``config`` may change how inference runs (windows, thresholds).
         cfg = config or bundle.config
