@@ -93,8 +93,8 @@ def main() -> int:
             "nodule_diameter_mm": None if top is None else top.diameter_mm,
             "nodule_diameter_segmentation_mm": None if top is None else top.extra["diameter_segmentation_mm"],
             "luna16_diameter_mm": diameter,
-            "false_positives_at_report_threshold": sum(
-                np.linalg.norm(np.subtract(f.center_xyz_mm, centre)) >= diameter / 2 for f in shown
+            "false_positives_at_report_threshold": int(
+                sum(np.linalg.norm(np.subtract(f.center_xyz_mm, centre)) >= diameter / 2 for f in shown)
             ),
             "candidates": len(result.findings),
             "seconds": round(time.time() - t0, 1),

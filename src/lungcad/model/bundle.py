@@ -71,6 +71,7 @@ def save_bundle(bundle: ModelBundle, path: str | Path) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     os.close(fd)
     torch.save(payload, tmp)
+    os.chmod(tmp, 0o644)  # mkstemp creates 0600; a model file is meant to be shared
     os.replace(tmp, path)
     return path
 
