@@ -84,9 +84,11 @@ def test_bundle_roundtrip_and_bad_files(tmp_path: Path) -> None:
     cfg = load_config(overrides={"model": {"widths": [4, 8, 8, 8], "depth": 1}}, environ={})
     model = LungUNet.from_config(cfg.model).eval()
     bundle = ModelBundle(model, cfg, "m", "1.0", cfg.config_hash(), Calibrator("temperature", 2.0))
+    bundle.card = {"cpm": np.float64(0.86), "found": np.bool_(True), "path": tmp_path}  # numpy values
     path = save_bundle(bundle, tmp_path / "m.pt")
     again = load_bundle(path)
     assert again.model_id == "m" and again.detection_calibrator.temperature == 2.0
+    assert again.card == {"cpm": 0.86, "found": True, "path": str(tmp_path)}
     x = torch.rand(1, 1, 16, 16, 16)
     with torch.no_grad():
         torch.testing.assert_close(again.model(x).heatmap, model(x).heatmap, rtol=0, atol=0)

@@ -13,6 +13,7 @@ Contents (loadable with ``torch.load(..., weights_only=True)``: tensors and plai
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -50,6 +51,13 @@ def default_model_path() -> Path:
     return Path(env) if env else REPO_MODELS / DEFAULT_MODEL_NAME
 
 
+def _plain(value: Any) -> Any:
+    """JSON fallback for numpy scalars and paths in model cards."""
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
 def save_bundle(bundle: ModelBundle, path: str | Path) -> Path:
     """Write atomically (temp file + rename)."""
     path = Path(path)
@@ -66,7 +74,8 @@ def save_bundle(bundle: ModelBundle, path: str | Path) -> Path:
             "detection": bundle.detection_calibrator.to_dict(),
             "triage": bundle.triage_calibrator.to_dict(),
         },
-        "card": bundle.card,
+        # through JSON: numpy scalars in a card would make the file unloadable with weights_only=True
+        "card": json.loads(json.dumps(bundle.card, default=_plain)),
     }
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     os.close(fd)
