@@ -31,6 +31,7 @@ def _rss_mb() -> float:
 
 
 def _ours(series: str, model: str | None, backend: str, bf16: bool) -> dict:
+    import numpy as np
     import torch
 
     torch.set_num_threads(2)
@@ -45,11 +46,12 @@ def _ours(series: str, model: str | None, backend: str, bf16: bool) -> dict:
     r = run.result
     shape = run.pre.image.shape
     i = det.cfg.infer
-    # FLOPs of the windows actually run: MONAI tiles the volume with the same windows
-    from monai.inferers.utils import _get_scan_interval, dense_patch_slices
-
-    interval = _get_scan_interval(shape, i.patch_size, 3, i.overlap)
-    n_windows = len(dense_patch_slices(shape, i.patch_size, interval))
+    # FLOPs of the windows actually run; MONAI's tiling: step = int(window x (1 - overlap)) per axis,
+    # ceil((side - window) / step) + 1 windows (1 when the side fits in one window)
+    n_windows = 1
+    for side, win in zip(shape, i.patch_size, strict=True):
+        step = max(1, int(win * (1 - i.overlap)))
+        n_windows *= 1 if side <= win else int(np.ceil((side - win) / step)) + 1
     flops = count_flops(det.model, (1, 1, *i.patch_size)) * n_windows
     best = max(r.findings, key=lambda f: f.probability, default=None)
     return {
