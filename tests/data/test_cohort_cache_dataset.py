@@ -107,3 +107,15 @@ def test_record_with_missing_image_fails_clearly(tmp_path: Path) -> None:
     rec = ScanRecord("x", "p", tmp_path / "missing.mhd")
     with pytest.raises(InputError, match="does not exist"):
         ScanCache(tmp_path / "c").open(rec)
+
+
+def test_lidc_layout_consensus_ground_truth(real_data: Path) -> None:
+    """LIDC DICOM + XML folders: ground truth is the >= 3-reader consensus, as LUNA16 chose it."""
+    records = read_cohort(real_data / "lidc" / "slabs")
+    assert len(records) == 3
+    by_len = sorted(len(r.nodules) for r in records)
+    assert by_len == [0, 1, 3]  # 0002: none; 0001: its 23 mm nodule; 0003: three (two above the slab)
+    lidc1 = next(r for r in records if r.scan_id.endswith("603192"))
+    (nodule,) = lidc1.nodules
+    assert np.linalg.norm(np.subtract(nodule.center_xyz_mm, (56.21, 86.34, -115.87))) < 1.5
+    assert abs(nodule.diameter_mm - 23.35) / 23.35 < 0.2

@@ -119,3 +119,17 @@ def test_onnx_backend_matches_torch(tiny_model: Path) -> None:
 def test_unknown_backend(tiny_model: Path) -> None:
     with pytest.raises(InputError, match="backend must be torch or onnx"):
         Detector.load(tiny_model, backend="tensorrt")
+
+
+def test_corrupt_series_is_a_clear_error(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    series = tmp_path / "series"
+    shutil.copytree(next(SLAB.glob("*/*")), series)
+    victim = sorted(series.glob("*.dcm"))[3]
+    victim.write_bytes(victim.read_bytes()[:-5000])  # pixel data cut short
+    assert main(["detect", str(series), "--model", str(tiny_model)]) == 2
+    err = capsys.readouterr().err
+    assert victim.name in err and "pixel data" in err

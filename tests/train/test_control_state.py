@@ -44,3 +44,16 @@ def test_state_roundtrip(tmp_path: Path) -> None:
 )
 def test_warmup_cosine_hand_computed(step: int, expected: float) -> None:
     assert warmup_cosine(step, warmup=100, total=1100) == pytest.approx(expected)
+
+
+def test_runs_cli_lists_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lungcad.cli import main
+
+    (tmp_path / "r1").mkdir()
+    TrainingState(run_id="r1", status="finished", step=40, best_cpm=0.81).write(tmp_path / "r1")
+    assert main(["runs", str(tmp_path), "--json"]) == 0
+    (doc,) = json.loads(capsys.readouterr().out)
+    assert doc["run_id"] == "r1" and doc["best_cpm"] == 0.81
+    assert main(["runs", str(tmp_path)]) == 0
+    assert "0.810" in capsys.readouterr().out
+    assert main(["runs", str(tmp_path / "none")]) == 2
