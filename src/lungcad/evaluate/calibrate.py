@@ -10,29 +10,29 @@ import numpy as np
 
 from lungcad.data.cohort import load_split, read_cohort
 from lungcad.data.records import ScanRecord
-from lungcad.evaluate.runner import ScanEvaluation, finding_labels, run_detector
+from lungcad.evaluate.metrics import FindingStatus, match_findings
+from lungcad.evaluate.runner import ScanEvaluation, run_detector
 from lungcad.infer.calibration import Calibrator, expected_calibration_error
 from lungcad.infer.detector import Detector
 from lungcad.model.bundle import ModelBundle
 
 
 def calibration_samples(evals: list[ScanEvaluation]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Raw detection probabilities with hit labels, and raw triage probabilities of true positives with
-    the matched nodule's ``actionable`` label."""
+    """Raw detection probabilities labelled by the LUNA16 hit rule (``match_findings``: hits on a nodule
+    -- best or duplicate -- are 1, false positives 0, hits on excluded findings left out), and raw triage
+    probabilities of each nodule's matched finding with the nodule's ``actionable`` label."""
     det_p, det_y, tri_p, tri_y = [], [], [], []
     for ev in evals:
-        labels = finding_labels(ev)
-        for f, lab in zip(ev.result.findings, labels, strict=True):
-            if lab < 0:
-                continue
-            det_p.append(f.extra["raw_probability"])
-            det_y.append(lab)
-            if lab == 1:
-                p = np.asarray(f.center_xyz_mm)
-                gt = min(
-                    ev.record.nodules, key=lambda n: float(np.linalg.norm(p - np.asarray(n.center_xyz_mm)))
-                )
-                tri_p.append(f.extra["raw_triage_probability"])
+        m = match_findings(
+            ev.record.nodules, ev.result.findings, ev.record.excluded, scan_id=ev.record.scan_id
+        )
+        for f, status in zip(m.findings, m.status, strict=True):
+            if status is not FindingStatus.IGNORED:
+                det_p.append(f.extra["raw_probability"])
+                det_y.append(int(status is not FindingStatus.FALSE_POSITIVE))
+        for gt, j in zip(m.gt, m.gt_match, strict=True):
+            if j is not None:
+                tri_p.append(m.findings[j].extra["raw_triage_probability"])
                 tri_y.append(int(gt.actionable))
     return {
         "detection": (np.asarray(det_p), np.asarray(det_y)),

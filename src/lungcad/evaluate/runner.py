@@ -1,4 +1,4 @@
-"""Run a detector over a cohort, keep what evaluation needs, and label findings against the ground truth."""
+"""Run a detector over a cohort and keep what evaluation needs (results, ground-truth masks for Dice)."""
 
 from __future__ import annotations
 
@@ -63,19 +63,3 @@ def run_detector(
             out.append(ScanEvaluation(rec, run.result, masks))
             progress.advance(task)
     return out
-
-
-def finding_labels(ev: ScanEvaluation) -> np.ndarray:
-    """Per finding: 1 hits a nodule, 0 false positive, -1 hits only an excluded finding (LUNA16 hit rule)."""
-    labels = []
-    nodules = [(np.asarray(n.center_xyz_mm), n.diameter_mm / 2) for n in ev.record.nodules]
-    excluded = [(np.asarray(c), (d if d > 0 else 10.0) / 2) for c, d in ev.record.excluded]
-    for f in ev.result.findings:
-        p = np.asarray(f.center_xyz_mm)
-        if any(np.linalg.norm(p - c) < r for c, r in nodules):
-            labels.append(1)
-        elif any(np.linalg.norm(p - c) < r for c, r in excluded):
-            labels.append(-1)
-        else:
-            labels.append(0)
-    return np.asarray(labels, dtype=int)
