@@ -25,7 +25,9 @@ def test_extract_patch_inside_and_padded() -> None:
 def test_identity_transform_reproduces_the_patch_exactly() -> None:
     block = torch.rand(1, 12, 12, 12)
     out = RandomSpatial.apply(block, np.eye(3), (8, 8, 8))
-    torch.testing.assert_close(out, block[:, 2:10, 2:10, 2:10], rtol=0, atol=1e-6)
+    # grid_sample recomputes each sample position in float32 (a ~1e-7 relative error on the grid),
+    # so an identity warp reproduces the values to ~1e-6, not bit-exactly.
+    torch.testing.assert_close(out, block[:, 2:10, 2:10, 2:10], rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("seed", range(6))
