@@ -23,7 +23,7 @@ from lungcad.annotations.lungrads import lung_rads_category, scan_priority
 from lungcad.config import LungcadConfig
 from lungcad.errors import InputError
 from lungcad.infer.candidates import candidates_from_prediction
-from lungcad.infer.properties import measure_nodule
+from lungcad.infer.properties import headline_diameter, measure_nodule
 from lungcad.infer.sliding import VolumePrediction, predict_volume
 from lungcad.io import load_ct
 from lungcad.model.bundle import ModelBundle, load_bundle
@@ -154,12 +154,13 @@ class Detector:
             m = measure_nodule(pred.segmentation, pre.volume.hu, np.asarray(f.center_zyx_vox), f.diameter_mm)
             if f.diameter_mm < i.min_diameter_mm:
                 continue
-            category = lung_rads_category(f.diameter_mm, m.texture, m.solid_diameter_mm or None)
+            diameter, source = headline_diameter(f.diameter_mm, m.diameter_mm)
+            category = lung_rads_category(diameter, m.texture, m.solid_diameter_mm or None)
             out.append(
                 Finding(
                     center_xyz_mm=f.center_xyz_mm,
                     center_zyx_vox=tuple(float(v) for v in volume.world_to_voxel(f.center_xyz_mm)),
-                    diameter_mm=round(f.diameter_mm, 2),
+                    diameter_mm=round(diameter, 2),
                     volume_mm3=round(m.volume_mm3, 1),
                     probability=float(det_cal(f.probability)),
                     texture=m.texture,
@@ -169,6 +170,8 @@ class Detector:
                     extra={
                         "raw_probability": round(f.probability, 5),
                         "raw_triage_probability": round(f.triage_probability or 0.0, 5),
+                        "diameter_source": source,
+                        "diameter_size_head_mm": round(f.diameter_mm, 2),
                         "diameter_segmentation_mm": None
                         if m.diameter_mm is None
                         else round(m.diameter_mm, 2),

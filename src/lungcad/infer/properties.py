@@ -46,6 +46,24 @@ def equivalent_diameter(volume_mm3: float) -> float:
     return float((6.0 * volume_mm3 / np.pi) ** (1.0 / 3.0))
 
 
+SEGMENTATION_DIAMETER_RATIO = (0.5, 2.0)
+
+
+def headline_diameter(size_head_mm: float, segmentation_mm: float | None) -> tuple[float, str]:
+    """The diameter a finding reports, and where it came from (``"segmentation"`` or ``"size_head"``).
+
+    The volume-equivalent diameter of the segmented component is preferred: on the synthetic test cohort
+    its mean absolute error is 1.22 mm (13.9 %) against 1.60 mm (15.8 %) for the size head, and on the
+    real LIDC-IDRI-0001 nodule it is -0.3 % against +17 % (``CHANGELOG.md``).  The size head is used when the
+    segmentation found nothing, or when the two disagree by more than a factor of 2 -- then the component
+    has most likely leaked into a touching vessel or the pleura, or caught only a sliver of the nodule.
+    """
+    lo, hi = SEGMENTATION_DIAMETER_RATIO
+    if segmentation_mm is not None and size_head_mm > 0 and lo <= segmentation_mm / size_head_mm <= hi:
+        return float(segmentation_mm), "segmentation"
+    return float(size_head_mm), "size_head"
+
+
 def classify_texture(hu: np.ndarray) -> Texture:
     """Texture class from the HU values of a nodule's voxels (rules in the module docstring)."""
     if hu.size == 0:

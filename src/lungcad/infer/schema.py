@@ -19,13 +19,21 @@ class FindingModel(BaseModel):
 
     center_xyz_mm: tuple[float, float, float] = Field(description="world centre, LPS mm (LUNA16 order)")
     center_zyx_vox: tuple[float, float, float] | None = Field(description="voxel index in the input scan")
-    diameter_mm: float = Field(ge=0, description="nodule diameter (size head), mm")
+    diameter_mm: float = Field(
+        ge=0,
+        description=(
+            "nodule diameter, mm: volume-equivalent diameter of the segmentation, or the size head's "
+            "estimate (extra.diameter_source says which)"
+        ),
+    )
     volume_mm3: float | None = Field(ge=0, description="segmented volume, mm^3")
     probability: float = Field(ge=0, le=1, description="calibrated probability of a nodule")
     texture: Literal["solid", "part-solid", "ground-glass", "calcified"] | None
     triage_probability: float | None = Field(ge=0, le=1, description="calibrated p(actionable)")
     lung_rads: Literal["1", "2", "3", "4A", "4B", "4X"] | None = Field(description="Lung-RADS v2022 category")
-    extra: dict[str, Any] = Field(description="segmentation diameter, HU statistics, raw scores, mask box")
+    extra: dict[str, Any] = Field(
+        description="diameter source and both estimates, HU statistics, raw scores, mask box"
+    )
 
 
 class ScanResultModel(BaseModel):
