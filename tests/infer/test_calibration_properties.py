@@ -11,7 +11,7 @@ import torch
 from lungcad.config import load_config
 from lungcad.errors import InputError
 from lungcad.infer.calibration import Calibrator, expected_calibration_error, reliability_curve
-from lungcad.infer.properties import classify_texture, equivalent_diameter, measure_nodule
+from lungcad.infer.properties import classify_texture, equivalent_diameter, headline_diameter, measure_nodule
 from lungcad.model.bundle import ModelBundle, load_bundle, save_bundle
 from lungcad.model.unet import LungUNet
 from lungcad.types import Texture
@@ -64,6 +64,11 @@ def test_texture_rules() -> None:
     assert classify_texture(np.full(10, -550.0)) is Texture.GROUND_GLASS
     assert classify_texture(np.array([-550.0] * 8 + [20.0] * 2)) is Texture.PART_SOLID
     assert classify_texture(np.array([400.0] * 4 + [40.0] * 6)) is Texture.CALCIFIED
+    # a central calcification: 1 voxel in 20 above 300 HU is enough, 1 in 21 is not
+    assert classify_texture(np.array([450.0] + [40.0] * 19)) is Texture.CALCIFIED
+    assert classify_texture(np.array([450.0] + [40.0] * 20)) is Texture.SOLID
+    # contrast-enhanced blood (< 300 HU) caught at the edge of a solid nodule is not calcification
+    assert classify_texture(np.array([280.0] * 5 + [40.0] * 5)) is Texture.SOLID
 
 
 def test_measure_nodule_on_a_ball() -> None:
@@ -100,3 +105,12 @@ def test_bundle_roundtrip_and_bad_files(tmp_path: Path) -> None:
     torch.save({"weights": 1}, tmp_path / "other.pt")
     with pytest.raises(InputError, match="not a lungcad model file"):
         load_bundle(tmp_path / "other.pt")
+
+
+def test_headline_diameter_prefers_the_segmentation_within_a_factor_of_two() -> None:
+    assert headline_diameter(10.0, 8.0) == (8.0, "segmentation")
+    assert headline_diameter(10.0, 5.0) == (5.0, "segmentation")  # ratio 0.5: the edge is inclusive
+    assert headline_diameter(10.0, 20.0) == (20.0, "segmentation")
+    assert headline_diameter(10.0, 4.9) == (10.0, "size_head")  # a sliver of the nodule
+    assert headline_diameter(10.0, 20.1) == (10.0, "size_head")  # leaked into a vessel
+    assert headline_diameter(10.0, None) == (10.0, "size_head")  # nothing segmented

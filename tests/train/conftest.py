@@ -15,7 +15,7 @@ from lungcad.types import CTVolume
 from tests.conftest import make_phantom
 
 
-def write_tiny_cohort(root: Path, n: int = 3) -> Path:
+def write_tiny_cohort(root: Path, n: int = 3, uid_root: str = "1.2.826.0.1.9") -> Path:
     rows = []
     for i in range(n):
         vol = make_phantom(shape=(24, 48, 48), spacing_zyx_mm=(2.5, 3.0, 3.0), seed=i)
@@ -24,7 +24,7 @@ def write_tiny_cohort(root: Path, n: int = 3) -> Path:
         c = np.array([12, 24, 14 + i])
         hu[((z - c[0]) * 2.5) ** 2 + ((y - c[1]) * 3.0) ** 2 + ((x - c[2]) * 3.0) ** 2 <= 4.0**2] = 30.0
         vol = CTVolume(hu, vol.spacing_zyx_mm, vol.origin_xyz_mm)
-        uid = f"1.2.826.0.1.9.{i}"
+        uid = f"{uid_root}.{i}"
         save_volume(vol, root / f"{uid}.mhd")
         rows.append(LunaAnnotation(uid, *vol.voxel_to_world(c), 8.0))
     write_luna16_annotations(rows, root / "annotations.csv")

@@ -16,9 +16,17 @@ from lungcad.train.state import STATUS_FILE, TrainingState
 
 @app.command()
 def train(
-    data: Path = typer.Option(..., "--data", help="cohort folder (lungcad synth, LUNA16 or LIDC layout)"),
+    data: list[Path] = typer.Option(
+        None,
+        "--data",
+        help="cohort folder (lungcad synth, LUNA16 or LIDC layout); repeat to train on several; "
+        "optional with --resume",
+    ),
     run_dir: Path = typer.Option(Path("runs/default"), "--run-dir", help="folder of this run"),
     resume: bool = typer.Option(False, "--resume", help="continue the run in --run-dir from last.ckpt"),
+    init_from: Path | None = typer.Option(
+        None, "--init-from", help="start from these network weights (a model .pt or a .ckpt): fine-tuning"
+    ),
     cache_dir: Path | None = typer.Option(None, "--cache-dir", help="preprocessed-scan cache"),
     max_steps: int = typer.Option(-1, "--max-steps", help="stop after this many steps (-1: all epochs)"),
     devices: int = typer.Option(1, "--devices", help="GPUs, or CPU processes (> 1 runs DDP)"),
@@ -28,13 +36,16 @@ def train(
     """Train the detector on a cohort (use the global --config to change the train/model sections)."""
     from lungcad.train.fit import fit
 
+    if not data and not resume:
+        raise InputError("no training data", fix="pass --data COHORT_DIR (repeat it for several cohorts)")
     cfg = get_config()
     t0 = time.time()
     result = fit(
         cfg,
-        data,
+        data or [],
         run_dir,
         resume=resume,
+        init_from=init_from,
         cache_dir=cache_dir,
         tracking_uri=tracking_uri,
         use_mlflow=not no_mlflow,

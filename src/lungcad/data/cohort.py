@@ -66,11 +66,10 @@ def read_synthetic_cohort(root: Path, accepted_only: bool = False) -> list[ScanR
         )
         image = root / (scan.get("mhd") or scan.get("dicom_dir") or scan["image"])
         mask = root / scan["mask"] if scan.get("mask") else None
-        records.append(
-            ScanRecord(
-                uid, str(scan.get("patient_id", uid)), image, nodules, tuple(excluded.get(uid, [])), mask
-            )
-        )
+        # synthetic patients are numbered per cohort (SYN-0000, ...): the seed makes them distinct when
+        # several cohorts train together
+        patient = f"{scan.get('patient_id', uid)}@seed{manifest.get('config', {}).get('seed', 'unknown')}"
+        records.append(ScanRecord(uid, patient, image, nodules, tuple(excluded.get(uid, [])), mask))
     return records
 
 
@@ -165,6 +164,30 @@ def read_cohort(path: str | Path, *, evaluation: bool = False) -> list[ScanRecor
             path=root,
             fix="use a lungcad synthetic cohort, a LUNA16 folder (annotations.csv + .mhd) or LIDC DICOM+XML",
         )
+    return records
+
+
+def read_cohorts(paths: Sequence[str | Path], *, evaluation: bool = False) -> list[ScanRecord]:
+    """Several cohort folders (any mix of layouts) as one list of records.
+
+    Raises:
+        InputError: no folder given, or a scan id that appears in two folders (the same scan twice would
+            leak between the training and validation splits).
+    """
+    if not paths:
+        raise InputError("no cohort folder given", fix="pass --data DIR (repeat it for several cohorts)")
+    records: list[ScanRecord] = []
+    seen: dict[str, Path] = {}
+    for path in paths:
+        for r in read_cohort(path, evaluation=evaluation):
+            if r.scan_id in seen:
+                raise InputError(
+                    f"scan {r.scan_id} is in two cohorts ({seen[r.scan_id]} and {path})",
+                    path=path,
+                    fix="pass each cohort once, or remove the duplicate scan",
+                )
+            seen[r.scan_id] = Path(path)
+            records.append(r)
     return records
 
 

@@ -8,7 +8,10 @@ texture class.
 Texture from HU statistics of the component (thresholds after the Fleischner glossary's description of
 solid, part-solid and ground-glass attenuation; calcification is denser than any soft tissue):
 
-* calcified: more than 30 % of voxels above 200 HU;
+* calcified: at least 5 % of voxels above 300 HU.  Benign patterns (central, popcorn, laminated) calcify
+  only part of the nodule -- 8-12 % of the segmented voxels of the synthetic central / popcorn nodules,
+  none of any non-calcified nodule or false positive of the synthetic test cohort -- and 300 HU is above
+  any soft tissue and above the blood of a contrast-enhanced pulmonary vessel next to the nodule;
 * solid: more than 50 % of voxels above -300 HU (soft tissue obscures the vessels inside);
 * part-solid: some solid voxels (> 10 % above -300 HU) but mostly ground glass;
 * ground-glass: the rest (hazy, -750 to -300 HU).
@@ -27,7 +30,8 @@ from scipy import ndimage
 from lungcad.types import Texture
 
 SOLID_HU = -300.0
-CALCIFIED_HU = 200.0
+CALCIFIED_HU = 300.0
+CALCIFIED_FRACTION = 0.05
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,7 @@ def classify_texture(hu: np.ndarray) -> Texture:
     """Texture class from the HU values of a nodule's voxels (rules in the module docstring)."""
     if hu.size == 0:
         return Texture.SOLID
-    if np.mean(hu > CALCIFIED_HU) > 0.3:
+    if np.mean(hu > CALCIFIED_HU) >= CALCIFIED_FRACTION:
         return Texture.CALCIFIED
     solid = float(np.mean(hu > SOLID_HU))
     if solid > 0.5:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ import yaml
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
 from lungcad.config import LungcadConfig
-from lungcad.data.cohort import load_split, read_cohort, split_by_patient, write_split
+from lungcad.data.cohort import load_split, read_cohorts, split_by_patient, write_split
 from lungcad.data.datamodule import CohortDataModule
 from lungcad.errors import InputError
 from lungcad.seeding import seed_everything
@@ -64,9 +65,17 @@ def _logger(run_dir: Path, tracking_uri: str | None, use_mlflow: bool) -> Any:
     return CSVLogger(save_dir=str(run_dir), name="logs", version="")
 
 
-def prepare_run(cfg: LungcadConfig, data_dir: Path, run_dir: Path) -> tuple[list, list]:
-    """Create the run folder (config.yaml, splits.json) or check that a resumed one matches."""
-    records = read_cohort(data_dir)
+def run_data_dirs(run_dir: Path) -> list[str]:
+    """The cohort folders a run was started on (``run.json``)."""
+    info = json.loads((Path(run_dir) / "run.json").read_text())
+    return list(info.get("data_dirs") or [info["data_dir"]])
+
+
+def prepare_run(
+    cfg: LungcadConfig, data_dirs: Sequence[Path], run_dir: Path, init_from: Path | None = None
+) -> tuple[list, list]:
+    """Create the run folder (config.yaml, splits.json, run.json) or check that a resumed one matches."""
+    records = read_cohorts(data_dirs)
     split_file = run_dir / "splits.json"
     if split_file.exists():
         return load_split(split_file, records)
@@ -74,16 +83,62 @@ def prepare_run(cfg: LungcadConfig, data_dir: Path, run_dir: Path) -> tuple[list
     train, val = split_by_patient(records, cfg.train.val_fraction, cfg.train.seed)
     write_split(split_file, train, val)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=True))
-    (run_dir / "run.json").write_text(json.dumps({"data_dir": str(Path(data_dir).resolve())}))
+    dirs = [str(Path(d).resolve()) for d in data_dirs]
+    info = {
+        "data_dir": dirs[0],
+        "data_dirs": dirs,
+        "init_from": str(init_from.resolve()) if init_from else None,
+    }
+    (run_dir / "run.json").write_text(json.dumps(info))
     return train, val
+
+
+def initial_weights(path: Path, cfg: LungcadConfig) -> dict[str, torch.Tensor]:
+    """The network weights of a lungcad model file or a training checkpoint, checked against ``cfg.model``.
+
+    Fine-tuning starts from them; the optimiser, schedule and step count start fresh.
+
+    Raises:
+        InputError: the file is missing or unreadable, or its architecture differs from ``cfg.model``.
+    """
+    from lungcad.model.bundle import load_bundle
+
+    if not path.is_file():
+        raise InputError("initial weights not found", path=path, fix="pass a .pt model file or a .ckpt")
+    if path.suffix == ".ckpt":
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=False)
+            model_cfg = ckpt["hyper_parameters"]["config"]["model"]
+            prefix = "model."
+            state = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+        except Exception as exc:  # noqa: BLE001 - torch / pickle raise many types for foreign files
+            raise InputError(
+                f"not a lungcad training checkpoint: {exc}", path=path, fix="pass a last.ckpt or best.ckpt"
+            ) from exc
+    else:
+        bundle = load_bundle(path)
+        model_cfg = bundle.config.model.model_dump(mode="json")
+        state = bundle.model.state_dict()
+    ours = cfg.model.model_dump(mode="json")
+    diff = sorted(k for k in ours if ours.get(k) != model_cfg.get(k))
+    if diff:
+        k = diff[0]
+        raise InputError(
+            f"initial weights have another architecture: model.{k} is {model_cfg.get(k)!r} there, "
+            f"{ours.get(k)!r} here",
+            path=path,
+            fix=f"set model.{k}: {model_cfg.get(k)!r} in the training config, or train from scratch",
+        )
+    return state
 
 
 def fit(
     cfg: LungcadConfig,
-    data_dir: str | Path,
+    data_dir: str | Path | Sequence[str | Path],
     run_dir: str | Path,
     *,
     resume: bool = False,
+    init_from: str | Path | None = None,
     cache_dir: str | Path | None = None,
     tracking_uri: str | None = None,
     use_mlflow: bool = True,
@@ -97,8 +152,9 @@ def fit(
 
     Args:
         cfg: full configuration (``train``, ``model``, ``preprocess``, ``infer`` sections are used).
-        data_dir: cohort folder (``lungcad.data.cohort.read_cohort``).
+        data_dir: cohort folder, or several (``lungcad.data.cohort.read_cohorts``).
         run_dir: run folder; with ``resume`` it must hold ``last.ckpt``.
+        init_from: a model file or checkpoint whose network weights start a new run (fine-tuning).
         cache_dir: preprocessed-scan cache (default ``<run_dir>/../cache``).
         max_steps: stop after this many optimiser steps (-1: the configured epochs).
         devices: CPU processes / GPUs; > 1 uses DDP (gloo on CPU).
@@ -107,6 +163,13 @@ def fit(
     """
     run = Path(run_dir)
     ckpt = run / LAST_CKPT
+    data_dirs = [Path(data_dir)] if isinstance(data_dir, str | Path) else [Path(d) for d in data_dir]
+    if resume and init_from is not None:
+        raise InputError(
+            "--init-from starts a new run; a resumed run continues from its own last.ckpt",
+            path=run,
+            fix="drop --init-from when resuming",
+        )
     if resume and not ckpt.exists():
         raise InputError("nothing to resume: no last.ckpt", path=run, fix="start the run without --resume")
     if not resume and (run / "status.json").exists():
@@ -116,11 +179,15 @@ def fit(
     if resume:
         cfg = LungcadConfig.model_validate(yaml.safe_load((run / "config.yaml").read_text()))
     seed_everything(cfg.train.seed, deterministic=cfg.train.deterministic)
-    train_records, val_records = prepare_run(cfg, Path(data_dir), run)
+    if resume and not data_dirs:
+        data_dirs = [Path(d) for d in run_data_dirs(run)]
+    train_records, val_records = prepare_run(cfg, data_dirs, run, init_from)
     dm = CohortDataModule(
         cfg, train_records, val_records, cache_dir or run.parent / "cache", show_progress=show_progress
     )
     module = LungCADModule(cfg.model_dump(mode="json"))
+    if init_from is not None:
+        module.model.load_state_dict(initial_weights(Path(init_from), cfg))
     state = TrainingState.read(run) if resume else TrainingState(run_id=run.name or uuid.uuid4().hex[:8])
     state.config_hash = cfg.config_hash()
     status = StatusCallback(run, state, cfg.train.log_every_n_steps)
