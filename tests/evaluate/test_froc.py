@@ -7,7 +7,7 @@ import pytest
 
 from lungcad.annotations.model import LunaAnnotation, LunaCandidate
 from lungcad.errors import InputError
-from lungcad.evaluate.froc import LUNA16_FP_RATES, evaluate_froc
+from lungcad.evaluate.froc import LUNA16_FP_RATES, ScanDetections, evaluate_froc, froc_of_detections
 
 A = LunaAnnotation
 C = LunaCandidate
@@ -163,3 +163,33 @@ def test_bootstrap_is_seeded_and_skips_samples_without_nodules() -> None:
 
 def test_default_rates_are_luna16s() -> None:
     assert LUNA16_FP_RATES == (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+
+
+def test_froc_of_detections_is_the_hand_computed_case_from_records() -> None:
+    """The same first case, given as in-memory ground truth and findings instead of LUNA16 rows."""
+    from lungcad.data.records import NoduleGT
+    from lungcad.types import Finding
+
+    def gt(a: LunaAnnotation) -> NoduleGT:
+        return NoduleGT((a.coord_x, a.coord_y, a.coord_z), a.diameter_mm)
+
+    def finding(c: LunaCandidate) -> Finding:
+        return Finding((c.coord_x, c.coord_y, c.coord_z), 5.0, probability=c.value)
+
+    scans = [
+        ScanDetections(
+            uid,
+            [gt(a) for a in CASE1_ANNOTATIONS if a.seriesuid == uid],
+            [
+                ((a.coord_x, a.coord_y, a.coord_z), a.diameter_mm)
+                for a in CASE1_EXCLUDED
+                if a.seriesuid == uid
+            ],
+            [finding(c) for c in CASE1_CANDIDATES if c.seriesuid == uid],
+        )
+        for uid in ("s1", "s2")
+    ]
+    r = froc_of_detections(scans)
+    assert r is not None and r.sensitivities == (0.0, 0.0, 0.5, 0.5, 0.5, 0.5, 0.5) and r.cpm == 2.5 / 7
+    assert r.counts.n_ignored_excluded == 1 and r.counts.n_duplicate_hits == 1
+    assert froc_of_detections([ScanDetections("s2", [], [], scans[1].findings)]) is None  # CPM undefined

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from lungcad.cli.common import app, console, get_config, print_json
+from lungcad.errors import InputError
 
 
 @app.command()
@@ -22,34 +23,32 @@ def evaluate(
 ) -> None:
     """FROC + CPM (LUNA16 rules, bootstrap CI), sensitivity by size and type, Dice, localisation and size
     error, triage AUC / calibration, Lung-RADS confusion; writes summary.json and PNGs to --out."""
-    from lungcad.annotations.model import LunaAnnotation
     from lungcad.data.cohort import read_cohort
-    from lungcad.evaluate.froc import evaluate_froc
+    from lungcad.evaluate.froc import ScanDetections, froc_of_detections
     from lungcad.evaluate.metrics import detected_pairs, match_findings
     from lungcad.evaluate.runner import run_detector
     from lungcad.evaluate.summary import summarise
     from lungcad.evaluate.summary_report import write_report
-    from lungcad.infer.candidates import to_luna_candidates
     from lungcad.infer.detector import Detector
 
     detector = Detector.load(model, bf16=not no_bf16, config=get_config())
     records = read_cohort(data, evaluation=True)
     evals = run_detector(detector, records, show_progress=not as_json, with_masks=True)
-    annotations, excluded, candidates = [], [], []
-    for ev in evals:
-        uid = ev.record.scan_id
-        annotations += [LunaAnnotation(uid, *n.center_xyz_mm, n.diameter_mm) for n in ev.record.nodules]
-        excluded += [LunaAnnotation(uid, *c, d) for c, d in ev.record.excluded]
-        candidates += to_luna_candidates(uid, ev.result.findings)
     e = get_config().evaluate
-    froc = evaluate_froc(
-        annotations,
-        excluded,
-        [ev.record.scan_id for ev in evals],
-        candidates,
+    froc = froc_of_detections(
+        [
+            ScanDetections(ev.record.scan_id, ev.record.nodules, ev.record.excluded, ev.result.findings)
+            for ev in evals
+        ],
         max_candidates_per_scan=e.max_candidates_per_scan,
         bootstrap_samples=bootstrap,
     )
+    if froc is None:
+        raise InputError(
+            "no nodule in the evaluated scans: FROC and CPM are undefined",
+            path=data,
+            fix="evaluate on a cohort whose annotations hold nodules",
+        )
     matches = [
         match_findings(ev.record.nodules, ev.result.findings, ev.record.excluded, scan_id=ev.record.scan_id)
         for ev in evals

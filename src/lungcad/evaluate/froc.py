@@ -353,3 +353,38 @@ def _bootstrap(
         grid_low=g_lo,
         grid_high=g_hi,
     )
+
+
+@dataclass(frozen=True)
+class ScanDetections:
+    """One scan's ground truth and findings, for ``froc_of_detections``.
+
+    Attributes:
+        scan_id: the scan (LUNA16 ``seriesuid``).
+        nodules: objects with ``center_xyz_mm`` and ``diameter_mm`` (e.g. ``NoduleGT``).
+        excluded: irrelevant findings as ``((x, y, z) mm, diameter mm)``; -1 = unknown diameter.
+        findings: objects with ``center_xyz_mm`` and ``probability`` (e.g. ``Finding``).
+    """
+
+    scan_id: str
+    nodules: Sequence
+    excluded: Sequence
+    findings: Sequence
+
+
+def froc_of_detections(scans: Sequence[ScanDetections], **kwargs: object) -> FrocResult | None:
+    """``evaluate_froc`` over in-memory detections (training validation, ``lungcad evaluate``).
+
+    Keyword arguments go to ``evaluate_froc``.  Returns ``None`` when no scan holds a nodule (CPM is
+    undefined then).
+    """
+    annotations = [
+        LunaAnnotation(s.scan_id, *n.center_xyz_mm, n.diameter_mm) for s in scans for n in s.nodules
+    ]
+    if not annotations:
+        return None
+    excluded = [LunaAnnotation(s.scan_id, *c, d) for s in scans for c, d in s.excluded]
+    candidates = [
+        LunaCandidate(s.scan_id, *f.center_xyz_mm, f.probability) for s in scans for f in s.findings
+    ]
+    return evaluate_froc(annotations, excluded, [s.scan_id for s in scans], candidates, **kwargs)  # type: ignore[arg-type]

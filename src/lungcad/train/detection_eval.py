@@ -8,10 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 from torch import nn
 
-from lungcad.annotations.model import LunaAnnotation
 from lungcad.data.cache import CachedScan, nodules_of
-from lungcad.evaluate.froc import FrocResult, evaluate_froc
-from lungcad.infer.candidates import candidates_from_prediction, to_luna_candidates
+from lungcad.evaluate.froc import FrocResult, ScanDetections, froc_of_detections
+from lungcad.infer.candidates import candidates_from_prediction
 from lungcad.infer.sliding import predict_volume
 from lungcad.types import Finding
 
@@ -47,19 +46,13 @@ def cohort_froc(
     model: nn.Module, scans: Sequence[CachedScan], settings: DetectionSettings, bootstrap: int = 0
 ) -> FrocResult | None:
     """LUNA16 FROC of the model over ``scans``; ``None`` when they hold no nodule (CPM undefined)."""
-    annotations: list[LunaAnnotation] = []
-    excluded: list[LunaAnnotation] = []
-    candidates = []
-    for scan in scans:
-        uid = scan.record.scan_id
-        annotations += [LunaAnnotation(uid, *n.center_xyz_mm, n.diameter_mm) for n in nodules_of(scan)]
-        excluded += [LunaAnnotation(uid, *c, d) for c, d in scan.record.excluded]
-        candidates += to_luna_candidates(uid, detect_cached(model, scan, settings))
-    if not annotations:
-        return None
-    return evaluate_froc(
-        annotations, excluded, [s.record.scan_id for s in scans], candidates, bootstrap_samples=bootstrap
-    )
+    detections = [
+        ScanDetections(
+            scan.record.scan_id, nodules_of(scan), scan.record.excluded, detect_cached(model, scan, settings)
+        )
+        for scan in scans
+    ]
+    return froc_of_detections(detections, bootstrap_samples=bootstrap)
 
 
 def mine_hard_negatives(
