@@ -67,7 +67,10 @@ def main() -> int:
     card = dict(bundle.card)
     card.update(
         {
-            "training_data": f"lungcad synth cohort {run_json['data_dir']} (patient split in splits.json)",
+            "training_data": "lungcad synth cohort(s) "
+            + ", ".join(run_json.get("data_dirs") or [run_json["data_dir"]])
+            + " (patient split in splits.json)",
+            "initialised_from": run_json.get("init_from"),
             "config_hash": bundle.config_hash,
             "checkpoint": str(ckpt),
             "training_steps": state.step,
