@@ -35,6 +35,9 @@ def main() -> int:
     parser.add_argument("--test", type=Path, required=True)
     parser.add_argument("--out", type=Path, default=REPO / "models" / "lungcad-default.pt")
     parser.add_argument("--version", default="0.1.0")
+    parser.add_argument(
+        "--also-test", type=Path, action="append", default=[], help="more held-out cohorts to report"
+    )
     args = parser.parse_args()
     best = args.run / "checkpoints" / "best.ckpt"
     ckpt = best if best.exists() else args.run / "last.ckpt"
@@ -81,6 +84,18 @@ def main() -> int:
             "test_froc": summary["froc"],
         }
     )
+    for extra in args.also_test:
+        out = args.run / f"eval_{extra.name}"
+        if cli(["evaluate", "--data", str(extra), "--model", str(args.out), "--out", str(out)]) != 0:
+            return 2
+        more = json.loads((out / "summary.json").read_text())
+        card.setdefault("other_test_cohorts", {})[str(extra)] = {
+            "froc": more["froc"],
+            "n_scans": more["n_scans"],
+            "n_nodules": more["n_nodules"],
+            "sensitivity_at_threshold": more["sensitivity"],
+            "fps_per_scan_at_threshold": more["fps_per_scan"],
+        }
     if LIDC0001.is_dir():
         t0 = time.time()
         result = Detector(bundle).detect(LIDC0001)
