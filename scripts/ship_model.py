@@ -1,6 +1,6 @@
 """Turn a finished training run into the shipped model: export + calibrate, evaluate, write the model card.
 
-    python scripts/ship_model.py --run runs/shipped --test cohorts/test --out models/lungcad-default.pt
+    python scripts/ship_model.py --run runs/shipped_v2 --test cohorts/test --also-test cohorts/eval11
 
 1. ``lungcad export-model`` from the run's best checkpoint, calibrated on the run's validation split;
 2. ``lungcad evaluate`` on the held-out synthetic test cohort (another seed);
@@ -22,6 +22,12 @@ LIDC0001 = REPO.parent / "shared" / "data" / "lidc" / "LIDC-IDRI-0001" / "01-01-
 LUNA_NODULE = ((56.21, 86.34, -115.87), 23.35)
 
 
+def _rel(path: str) -> str:
+    """A path relative to the repository when it lies inside it (the card must not name this machine)."""
+    p = Path(path)
+    return str(p.relative_to(REPO)) if p.is_absolute() and p.is_relative_to(REPO) else str(p)
+
+
 def main() -> int:
     import numpy as np
 
@@ -34,7 +40,7 @@ def main() -> int:
     parser.add_argument("--run", type=Path, required=True)
     parser.add_argument("--test", type=Path, required=True)
     parser.add_argument("--out", type=Path, default=REPO / "models" / "lungcad-default.pt")
-    parser.add_argument("--version", default="0.1.0")
+    parser.add_argument("--version", default="0.2.0")
     parser.add_argument(
         "--also-test", type=Path, action="append", default=[], help="more held-out cohorts to report"
     )
@@ -71,9 +77,9 @@ def main() -> int:
     card.update(
         {
             "training_data": "lungcad synth cohort(s) "
-            + ", ".join(run_json.get("data_dirs") or [run_json["data_dir"]])
+            + ", ".join(_rel(d) for d in run_json.get("data_dirs") or [run_json["data_dir"]])
             + " (patient split in splits.json)",
-            "initialised_from": run_json.get("init_from"),
+            "initialised_from": _rel(run_json["init_from"]) if run_json.get("init_from") else None,
             "config_hash": bundle.config_hash,
             "checkpoint": str(ckpt),
             "training_steps": state.step,
