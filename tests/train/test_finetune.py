@@ -115,3 +115,16 @@ def test_run_on_two_cohorts_records_both_and_calibrates_on_its_split(
     split = json.loads((run / "splits.json").read_text())
     assert len(split["train"]) + len(split["val"]) == 5 and len(split["val"]) == 2
     assert sorted(r.scan_id for r in calibration_records(run)) == sorted(split["val"])
+
+
+def test_export_model_refuses_a_missing_or_foreign_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "m.pt"
+    assert main(["export-model", "--checkpoint", str(tmp_path / "none.ckpt"), "--out", str(out)]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err
+    junk = tmp_path / "junk.ckpt"
+    torch.save({"weights": torch.zeros(2)}, junk)  # a readable torch file, but not a training checkpoint
+    assert main(["export-model", "--checkpoint", str(junk), "--out", str(out)]) == 2
+    assert "not a lungcad training checkpoint" in capsys.readouterr().err
+    assert not out.exists()

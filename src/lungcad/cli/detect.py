@@ -10,7 +10,6 @@ from rich.progress import Progress
 from rich.table import Table
 
 from lungcad.cli.common import app, console, get_config, print_json
-from lungcad.errors import InputError
 from lungcad.types import ScanResult
 
 
@@ -106,8 +105,6 @@ def export_model(
 
     from lungcad.model.bundle import bundle_from_checkpoint, save_bundle
 
-    if not checkpoint.is_file():
-        raise InputError("checkpoint not found", path=checkpoint, fix="pass the best.ckpt of a training run")
     bundle = bundle_from_checkpoint(checkpoint, model_id, model_version)
     if card is not None:
         bundle.card = json.loads(card.read_text())

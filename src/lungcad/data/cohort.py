@@ -214,6 +214,12 @@ def write_split(path: str | Path, train: Sequence[ScanRecord], val: Sequence[Sca
     )
 
 
+def run_data_dirs(run_dir: str | Path) -> list[str]:
+    """The cohort folders a training run was started on (its ``run.json``)."""
+    info = json.loads((Path(run_dir) / "run.json").read_text())
+    return list(info.get("data_dirs") or [info["data_dir"]])
+
+
 def load_split(path: str | Path, records: Sequence[ScanRecord]) -> tuple[list[ScanRecord], list[ScanRecord]]:
     data = json.loads(Path(path).read_text())
     by_id = {r.scan_id: r for r in records}

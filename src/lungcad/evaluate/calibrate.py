@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from lungcad.data.cohort import load_split, read_cohort, read_cohorts
+from lungcad.data.cohort import load_split, read_cohort, read_cohorts, run_data_dirs
 from lungcad.data.records import ScanRecord
 from lungcad.evaluate.metrics import FindingStatus, match_findings
 from lungcad.evaluate.runner import ScanEvaluation, run_detector
@@ -43,8 +43,6 @@ def calibration_records(source: str | Path) -> list[ScanRecord]:
     """A cohort folder's scans (evaluation view), or a training run folder's *validation* split."""
     src = Path(source)
     if (src / "splits.json").exists() and (src / "run.json").exists():
-        from lungcad.train.fit import run_data_dirs
-
         _, val = load_split(src / "splits.json", read_cohorts(run_data_dirs(src), evaluation=True))
         return val
     return read_cohort(src, evaluation=True)

@@ -124,11 +124,25 @@ def load_bundle(path: str | Path | None = None) -> ModelBundle:
 
 
 def bundle_from_checkpoint(checkpoint: str | Path, model_id: str, model_version: str) -> ModelBundle:
-    """A bundle from a Lightning training checkpoint (identity calibration until ``calibrate`` is run)."""
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    cfg = LungcadConfig.model_validate(ckpt["hyper_parameters"]["config"])
+    """A bundle from a Lightning training checkpoint (identity calibration until ``calibrate`` is run).
+
+    Raises:
+        InputError: the file is missing, or it is not a checkpoint of a lungcad training run.
+    """
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise InputError("checkpoint not found", path=path, fix="pass the last.ckpt or best.ckpt of a run")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        cfg = LungcadConfig.model_validate(ckpt["hyper_parameters"]["config"])
+        state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    except Exception as exc:  # noqa: BLE001 - torch / pickle / pydantic raise many types for foreign files
+        raise InputError(
+            f"not a lungcad training checkpoint: {exc}",
+            path=path,
+            fix="pass the last.ckpt or best.ckpt of a lungcad training run",
+        ) from exc
     model = LungUNet.from_config(cfg.model)
-    state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     model.load_state_dict(state)
     model.eval()
     return ModelBundle(model, cfg, model_id, model_version, cfg.config_hash())

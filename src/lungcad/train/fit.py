@@ -29,7 +29,7 @@ import yaml
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
 from lungcad.config import LungcadConfig
-from lungcad.data.cohort import load_split, read_cohorts, split_by_patient, write_split
+from lungcad.data.cohort import load_split, read_cohorts, run_data_dirs, split_by_patient, write_split
 from lungcad.data.datamodule import CohortDataModule
 from lungcad.errors import InputError
 from lungcad.seeding import seed_everything
@@ -65,12 +65,6 @@ def _logger(run_dir: Path, tracking_uri: str | None, use_mlflow: bool) -> Any:
     return CSVLogger(save_dir=str(run_dir), name="logs", version="")
 
 
-def run_data_dirs(run_dir: Path) -> list[str]:
-    """The cohort folders a run was started on (``run.json``)."""
-    info = json.loads((Path(run_dir) / "run.json").read_text())
-    return list(info.get("data_dirs") or [info["data_dir"]])
-
-
 def prepare_run(
     cfg: LungcadConfig, data_dirs: Sequence[Path], run_dir: Path, init_from: Path | None = None
 ) -> tuple[list, list]:
@@ -101,24 +95,12 @@ def initial_weights(path: Path, cfg: LungcadConfig) -> dict[str, torch.Tensor]:
     Raises:
         InputError: the file is missing or unreadable, or its architecture differs from ``cfg.model``.
     """
-    from lungcad.model.bundle import load_bundle
+    from lungcad.model.bundle import bundle_from_checkpoint, load_bundle
 
     if not path.is_file():
         raise InputError("initial weights not found", path=path, fix="pass a .pt model file or a .ckpt")
-    if path.suffix == ".ckpt":
-        try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=False)
-            model_cfg = ckpt["hyper_parameters"]["config"]["model"]
-            prefix = "model."
-            state = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
-        except Exception as exc:  # noqa: BLE001 - torch / pickle raise many types for foreign files
-            raise InputError(
-                f"not a lungcad training checkpoint: {exc}", path=path, fix="pass a last.ckpt or best.ckpt"
-            ) from exc
-    else:
-        bundle = load_bundle(path)
-        model_cfg = bundle.config.model.model_dump(mode="json")
-        state = bundle.model.state_dict()
+    bundle = bundle_from_checkpoint(path, "init", "0") if path.suffix == ".ckpt" else load_bundle(path)
+    model_cfg = bundle.config.model.model_dump(mode="json")
     ours = cfg.model.model_dump(mode="json")
     diff = sorted(k for k in ours if ours.get(k) != model_cfg.get(k))
     if diff:
@@ -129,7 +111,7 @@ def initial_weights(path: Path, cfg: LungcadConfig) -> dict[str, torch.Tensor]:
             path=path,
             fix=f"set model.{k}: {model_cfg.get(k)!r} in the training config, or train from scratch",
         )
-    return state
+    return bundle.model.state_dict()
 
 
 def fit(
@@ -181,7 +163,7 @@ def fit(
     seed_everything(cfg.train.seed, deterministic=cfg.train.deterministic)
     if resume and not data_dirs:
         data_dirs = [Path(d) for d in run_data_dirs(run)]
-    train_records, val_records = prepare_run(cfg, data_dirs, run, init_from)
+    train_records, val_records = prepare_run(cfg, data_dirs, run, Path(init_from) if init_from else None)
     dm = CohortDataModule(
         cfg, train_records, val_records, cache_dir or run.parent / "cache", show_progress=show_progress
     )
