@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SCAN ?=
 DEMO_OUT ?= demo_out
 
-.PHONY: setup test lint format demo bench clean
+.PHONY: setup test lint format demo bench golden-update clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ test: lint
 
 demo: setup
 	$(BIN)/python scripts/demo.py $(if $(SCAN),--scan $(SCAN)) --out $(DEMO_OUT)
+
+# Rewrites tests/golden/expected/*.json from the current code (prints the differences first); only for an
+# intended change, explained in the commit.  Tests never rewrite them.
+golden-update: setup
+	$(BIN)/python -m tests.golden.update
 
 bench: setup
 	$(BIN)/python benchmarks/bench_intake.py
