@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from lungcad.errors import InputError
+from lungcad.io.integrity import check_metaimage_complete, check_nifti_complete
 from lungcad.types import CTVolume, SeriesMetadata
 
 METAIMAGE_SUFFIXES = (".mhd", ".mha")
@@ -31,25 +34,20 @@ def image_format(path: Path) -> str | None:
     return None
 
 
-def _check_metaimage_data_file(path: Path) -> None:
-    """A .mhd names its pixel file in ``ElementDataFile``; say which file is missing before ITK fails."""
-    if path.suffix.lower() != ".mhd":
-        return
-    for line in path.read_text(errors="replace").splitlines():
-        key, _, value = line.partition("=")
-        if key.strip() == "ElementDataFile":
-            value = value.strip()
-            if value.upper() in {"LOCAL", "LIST"} or "%" in value:
-                return
-            raw = path.parent / value
-            if not raw.exists():
-                raise InputError(
-                    f"MetaImage header names pixel file '{value}', which does not exist",
-                    path=path,
-                    fix=f"copy {value} next to the .mhd header (LUNA16 ships them as pairs)",
-                )
-            return
-    raise InputError("MetaImage header has no ElementDataFile line", path=path, fix="repair the header")
+@contextmanager
+def quiet_itk() -> Iterator[None]:
+    """Silence ITK's own warning output (stderr) for the duration; restore the previous setting after.
+
+    ITK prints warnings straight to stderr ("ITK WARNING: ...") before lungcad can say anything: the user
+    would see two messages for one problem, the first one not actionable.  Our checks and errors speak
+    instead.  The setting is process-wide, so it is switched only around a read, never at import.
+    """
+    previous = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
+    try:
+        yield
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(previous)
 
 
 def sitk_to_volume(image: sitk.Image, metadata: SeriesMetadata) -> CTVolume:
@@ -82,8 +80,9 @@ def load_image(path: str | Path) -> CTVolume:
     """Load a MetaImage or NIfTI CT volume (values taken as HU).
 
     Raises:
-        InputError: missing pixel file, unreadable file, bad geometry (e.g. a NIfTI with a singular or
-            non-orthonormal affine), or not a 3-D scalar image.
+        InputError: missing pixel file, truncated or short pixel data (expected vs. found bytes),
+            unreadable file, bad geometry (e.g. a NIfTI with a singular or non-orthonormal affine), or not
+            a 3-D scalar image.
     """
     path = Path(path)
     fmt = image_format(path)
@@ -93,10 +92,14 @@ def load_image(path: str | Path) -> CTVolume:
         )
     if not path.exists():
         raise InputError("file does not exist", path=path, fix="check the path")
+    # Measure first: SimpleITK would load a short NIfTI with zeros in place of the missing slices.
     if fmt == "metaimage":
-        _check_metaimage_data_file(path)
+        check_metaimage_complete(path)
+    else:
+        check_nifti_complete(path)
     try:
-        image = sitk.ReadImage(str(path))
+        with quiet_itk():
+            image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
         msg = str(exc).strip().splitlines()
         detail = next(

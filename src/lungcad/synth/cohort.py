@@ -33,7 +33,7 @@ from lungcad.annotations.luna16 import write_luna16_annotations, write_luna16_se
 from lungcad.annotations.model import LunaAnnotation
 from lungcad.config import SynthConfig
 from lungcad.errors import InputError
-from lungcad.io.dicom_write import write_ct_series
+from lungcad.io.dicom_write import ScannerSettings, SeriesIdentity, write_ct_series
 from lungcad.io.image import save_volume
 from lungcad.synth.scan import GENERATOR_VERSION, SynthScan, generate_scan
 
@@ -80,17 +80,21 @@ def write_scan(scan: SynthScan, out_dir: Path, fmt: Format) -> dict[str, Any]:
         write_ct_series(
             scan.volume,
             dicom_dir,
-            patient_id=scan.scan_id,
-            patient_name=f"Synthetic^{scan.scan_id}",
-            study_uid=scan.uids.study_uid,
-            series_uid=uid,
             uid_seed=scan.params["uid_seed"],
-            slice_thickness_mm=acq.slice_thickness_mm,
-            kvp=acq.kvp,
-            exposure_mas=acq.exposure_mas,
-            kernel=acq.kernel,
+            identity=SeriesIdentity(
+                patient_id=scan.scan_id,
+                patient_name=f"Synthetic^{scan.scan_id}",
+                study_uid=scan.uids.study_uid,
+                series_uid=uid,
+                series_description=scan.volume.metadata.series_description,
+            ),
+            scanner=ScannerSettings(
+                slice_thickness_mm=acq.slice_thickness_mm,
+                kvp=acq.kvp,
+                exposure_mas=acq.exposure_mas,
+                kernel=acq.kernel,
+            ),
             skip_slices=acq.missing_slices,
-            series_description=scan.volume.metadata.series_description,
         )
         entry["dicom_dir"] = str(dicom_dir.relative_to(out_dir))
         xml_dir = dicom_dir

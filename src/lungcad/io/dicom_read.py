@@ -1,0 +1,241 @@
+"""Read the slices of one DICOM series: datasets, decoded pixels in HU, positions.
+
+Classic CT Image Storage (one file per slice) and Enhanced CT (one multi-frame file, geometry in the
+functional groups) both become a list of ``DicomSlice``; ``slice_stack`` puts them on a regular grid.
+
+* RescaleSlope / RescaleIntercept (0028,1053 / 0028,1052) are applied per slice: they may differ.
+* Padding (PixelPaddingValue (0028,0120), or HU below -1500 as written by GE/Siemens outside the
+  reconstruction circle: -2000, -3024) becomes air, -1000 HU.
+* A pixel-data failure is told apart by cause: native pixel data shorter than the Image Pixel module
+  describes is a truncated file (re-copy it); compressed data without an installed decoder needs the codec;
+  compressed data that a present decoder rejects is corrupt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+
+from lungcad.errors import InputError
+from lungcad.io.integrity import check_native_pixel_length, is_compressed, transfer_syntax
+
+AIR_HU = -1000.0
+PADDING_HU_BELOW = -1500.0  # physically impossible in a reconstructed CT: only padding is this low
+CODEC_FIX = (
+    "install the codec (pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg pylibjpeg-rle "
+    "python-gdcm) or convert the series to an uncompressed transfer syntax (e.g. gdcmconv --raw)"
+)
+
+
+@dataclass
+class DicomSlice:
+    """One decoded slice (or frame) and where it came from."""
+
+    position: np.ndarray  # ImagePositionPatient (x, y, z) mm
+    pixels: np.ndarray  # (rows, cols) float32 HU
+    sop_uid: str
+    source: Path
+    n_padded: int = 0
+
+
+@dataclass
+class SeriesSlices:
+    """Every slice of a series, the dataset whose header describes the series, and its orientation."""
+
+    slices: list[DicomSlice]
+    reference: Dataset
+    orientation: np.ndarray  # ImageOrientationPatient (0020,0037): row cosines (3), column cosines (3)
+
+
+def read_dataset(path: Path) -> Dataset:
+    """``pydicom.dcmread`` with every parse failure turned into an ``InputError`` naming the file."""
+    try:
+        return pydicom.dcmread(path)
+    except (InvalidDicomError, EOFError, OSError, ValueError) as exc:
+        raise InputError(
+            f"not a readable DICOM file: {exc}", path=path, fix="remove the file or re-export the series"
+        ) from exc
+
+
+def _decoder_available(ds: Dataset) -> bool:
+    from pydicom.pixels import get_decoder
+
+    ts = transfer_syntax(ds)
+    if ts is None:
+        return True
+    try:
+        return bool(get_decoder(ts).is_available)
+    except (NotImplementedError, ValueError):  # no decoder exists for this transfer syntax at all
+        return False
+
+
+def decode_pixels(path: Path, ds: Dataset) -> np.ndarray:
+    """The stored pixel values of ``ds`` (rows, cols) or (frames, rows, cols).
+
+    Raises:
+        InputError: no Pixel Data (7FE0,0010); native data shorter than described (truncated: expected
+            vs. found bytes); a compressed transfer syntax without a decoder (the codec advice); or data
+            that the decoder rejects (corrupt).
+    """
+    if "PixelData" not in ds:
+        raise InputError("DICOM file has no pixel data", path=path, fix="remove it from the series folder")
+    check_native_pixel_length(path, ds)
+    try:
+        return ds.pixel_array
+    except Exception as exc:  # pydicom and its plugins raise many types: sorted by cause below
+        ts = transfer_syntax(ds)
+        name = getattr(ts, "name", str(ts))
+        if not is_compressed(ds):
+            raise InputError(
+                f"cannot read the native pixel data (transfer syntax {ts} '{name}'): {exc}",
+                path=path,
+                fix="the Image Pixel module (0028,xxxx) does not match the data: re-export the series",
+            ) from exc
+        if not _decoder_available(ds):
+            raise InputError(
+                f"cannot decode pixel data (transfer syntax {ts} '{name}'): no decoder installed ({exc})",
+                path=path,
+                fix=CODEC_FIX,
+            ) from exc
+        raise InputError(
+            f"compressed pixel data is corrupt (transfer syntax {ts} '{name}'; the decoder failed: {exc})",
+            path=path,
+            fix="the file is damaged: copy or export this slice again",
+        ) from exc
+
+
+def rescale(arr: np.ndarray, slope: float, intercept: float, padding: float | None) -> tuple[np.ndarray, int]:
+    """Stored values -> HU; padding -> air.  Returns the HU slice and the number of padded pixels."""
+    hu = arr.astype(np.float32) * np.float32(slope) + np.float32(intercept)
+    pad = hu < PADDING_HU_BELOW
+    if padding is not None:
+        pad |= arr == padding
+    hu[pad] = AIR_HU
+    return hu, int(pad.sum())
+
+
+def _floats(value: object, n: int, what: str, path: Path) -> np.ndarray:
+    """A multi-valued DS element as ``n`` finite floats, or an ``InputError`` naming the element."""
+    try:
+        out = np.asarray([float(v) for v in value], dtype=np.float64)  # type: ignore[attr-defined]
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{what} is not a list of numbers: {value!r}", path=path, fix=_REEXPORT) from exc
+    if out.shape != (n,) or not np.all(np.isfinite(out)):
+        raise InputError(f"{what} must be {n} finite numbers, got {value!r}", path=path, fix=_REEXPORT)
+    return out
+
+
+def _number(ds: Dataset, key: str, default: float, path: Path) -> float:
+    value = ds.get(key, default)
+    try:
+        out = float(value if value not in (None, "") else default)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{key} is not a number: {value!r}", path=path, fix=_REEXPORT) from exc
+    if not np.isfinite(out):
+        raise InputError(f"{key} must be finite, got {value!r}", path=path, fix=_REEXPORT)
+    return out
+
+
+_REEXPORT = "the header is damaged: re-export the series from the scanner or PACS"
+
+
+def _padding(ds: Dataset, path: Path) -> float | None:
+    return None if ds.get("PixelPaddingValue") is None else _number(ds, "PixelPaddingValue", 0.0, path)
+
+
+def classic_slices(files: list[Path]) -> SeriesSlices:
+    """One slice per file (CT Image Storage); every slice must share one ImageOrientationPatient."""
+    slices: list[DicomSlice] = []
+    first: Dataset | None = None
+    iop_ref: np.ndarray | None = None
+    for f in files:
+        ds = read_dataset(f)
+        if "ImagePositionPatient" not in ds or "ImageOrientationPatient" not in ds:
+            raise InputError(
+                "slice has no ImagePositionPatient/ImageOrientationPatient (0020,0032/0037)",
+                path=f,
+                fix="the series is not a reconstructable CT volume; export the original axial series",
+            )
+        iop = _floats(ds.ImageOrientationPatient, 6, "ImageOrientationPatient (0020,0037)", f)
+        if iop_ref is None:
+            iop_ref, first = iop, ds
+        elif not np.allclose(iop, iop_ref, atol=1e-3):
+            raise InputError(
+                "slices of one series have different ImageOrientationPatient (0020,0037)",
+                path=f,
+                fix="the series mixes orientations (e.g. a localizer); pass --series for a single volume",
+            )
+        arr = decode_pixels(f, ds)
+        if arr.ndim != 2:
+            raise InputError(
+                f"expected a single-frame slice, got pixel array shape {arr.shape}",
+                path=f,
+                fix="mixed single/multi-frame series are not supported; load the multi-frame file alone",
+            )
+        slope = _number(ds, "RescaleSlope", 1.0, f) or 1.0
+        hu, n_pad = rescale(arr, slope, _number(ds, "RescaleIntercept", 0.0, f), _padding(ds, f))
+        pos = _floats(ds.ImagePositionPatient, 3, "ImagePositionPatient (0020,0032)", f)
+        slices.append(DicomSlice(pos, hu, str(ds.get("SOPInstanceUID", "")), f, n_pad))
+    if first is None or iop_ref is None:
+        raise InputError("no DICOM files to read", fix="point to a folder holding a CT series")
+    return SeriesSlices(slices, first, iop_ref)
+
+
+def _functional_group(frame: Dataset, shared: Dataset, name: str) -> Dataset | None:
+    """A functional-group macro of one frame: its per-frame item, else the shared one."""
+    for source in (frame, shared):
+        seq = source.get(name)
+        if seq:
+            return seq[0]
+    return None
+
+
+def enhanced_slices(path: Path) -> SeriesSlices:
+    """Split an Enhanced CT (multi-frame) object into per-frame slices using its functional groups."""
+    ds = read_dataset(path)
+    arr = decode_pixels(path, ds)
+    if arr.ndim == 2:
+        arr = arr[None]
+    shared_seq = ds.get("SharedFunctionalGroupsSequence") or [Dataset()]
+    shared = shared_seq[0]
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    if per_frame is None or len(per_frame) != arr.shape[0]:
+        raise InputError(
+            "Enhanced CT without one PerFrameFunctionalGroupsSequence (5200,9230) item per frame",
+            path=path,
+            fix="re-export the series from the scanner or PACS",
+        )
+    slices: list[DicomSlice] = []
+    iop_ref: np.ndarray | None = None
+    padding = _padding(ds, path)
+    for k, frame in enumerate(per_frame):
+        orient = _functional_group(frame, shared, "PlaneOrientationSequence")
+        position = _functional_group(frame, shared, "PlanePositionSequence")
+        if orient is None or position is None or "ImagePositionPatient" not in position:
+            raise InputError(
+                f"frame {k + 1} lacks PlaneOrientation/PlanePosition functional groups",
+                path=path,
+                fix="re-export the series from the scanner or PACS",
+            )
+        iop = _floats(orient.get("ImageOrientationPatient"), 6, "ImageOrientationPatient (0020,0037)", path)
+        if iop_ref is None:
+            iop_ref = iop
+        transform = _functional_group(frame, shared, "PixelValueTransformationSequence") or Dataset()
+        slope = _number(transform, "RescaleSlope", 1.0, path)
+        hu, n_pad = rescale(arr[k], slope, _number(transform, "RescaleIntercept", 0.0, path), padding)
+        pos = _floats(position.ImagePositionPatient, 3, "ImagePositionPatient (0020,0032)", path)
+        slices.append(DicomSlice(pos, hu, f"{ds.get('SOPInstanceUID', '')}#{k + 1}", path, n_pad))
+    if iop_ref is None:
+        raise InputError("Enhanced CT without frames", path=path, fix="re-export the series")
+    if "PixelSpacing" not in ds:
+        measures = _functional_group(per_frame[0], shared, "PixelMeasuresSequence")
+        if measures is not None and "PixelSpacing" in measures:
+            ds.PixelSpacing = measures.PixelSpacing
+            if "SliceThickness" in measures:
+                ds.SliceThickness = measures.SliceThickness
+    return SeriesSlices(slices, ds, iop_ref)
