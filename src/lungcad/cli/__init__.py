@@ -8,7 +8,7 @@ from rich.markup import escape
 from lungcad.cli.common import app, err_console
 from lungcad.errors import LungcadError
 
-COMMAND_MODULES = ("intake", "annotations", "synth", "train", "detect", "evaluate")
+COMMAND_MODULES = ("intake", "groundtruth", "synth", "train", "detect", "evaluate")
 
 
 def _register() -> None:
