@@ -74,6 +74,12 @@ def _decoder_available(ds: Dataset) -> bool:
         return False
 
 
+def _one_line(exc: Exception, limit: int = 300) -> str:
+    """An exception's text on one line (pydicom lists every plugin's failure on its own line)."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def decode_pixels(path: Path, ds: Dataset) -> np.ndarray:
     """The stored pixel values of ``ds`` (rows, cols) or (frames, rows, cols).
 
@@ -88,22 +94,23 @@ def decode_pixels(path: Path, ds: Dataset) -> np.ndarray:
     try:
         return ds.pixel_array
     except Exception as exc:  # pydicom and its plugins raise many types: sorted by cause below
+        reason = _one_line(exc)
         ts = transfer_syntax(ds)
         name = getattr(ts, "name", str(ts))
         if not is_compressed(ds):
             raise InputError(
-                f"cannot read the native pixel data (transfer syntax {ts} '{name}'): {exc}",
+                f"cannot read the native pixel data (transfer syntax {ts} '{name}'): {reason}",
                 path=path,
                 fix="the Image Pixel module (0028,xxxx) does not match the data: re-export the series",
             ) from exc
         if not _decoder_available(ds):
             raise InputError(
-                f"cannot decode pixel data (transfer syntax {ts} '{name}'): no decoder installed ({exc})",
+                f"cannot decode pixel data (transfer syntax {ts} '{name}'): no decoder installed ({reason})",
                 path=path,
                 fix=CODEC_FIX,
             ) from exc
         raise InputError(
-            f"compressed pixel data is corrupt (transfer syntax {ts} '{name}'; the decoder failed: {exc})",
+            f"compressed pixel data is corrupt (transfer syntax {ts} '{name}'; the decoder failed: {reason})",
             path=path,
             fix="the file is damaged: copy or export this slice again",
         ) from exc
