@@ -8,13 +8,12 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from lungcad.cli.common import app, console, get_config, print_json
+from lungcad.cli.common import console, get_config, print_json
 from lungcad.errors import InputError
 from lungcad.train.control import write_command
 from lungcad.train.state import STATUS_FILE, TrainingState
 
 
-@app.command()
 def train(
     data: list[Path] = typer.Option(
         None,
@@ -61,7 +60,6 @@ def train(
         console.print(f"best checkpoint: {result.best_checkpoint}")
 
 
-@app.command("train-control")
 def train_control(
     run_dir: Path = typer.Argument(..., help="run folder"),
     command: str = typer.Argument(..., help="pause, stop or run"),
@@ -72,7 +70,6 @@ def train_control(
     console.print(f"wrote {command} to {path}")
 
 
-@app.command()
 def runs(
     root: Path = typer.Argument(Path("runs"), help="folder holding run folders"),
     as_json: bool = typer.Option(False, "--json"),
@@ -101,3 +98,10 @@ def runs(
             s.config_hash,
         )
     console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to ``app``."""
+    app.command()(train)
+    app.command("train-control")(train_control)
+    app.command()(runs)

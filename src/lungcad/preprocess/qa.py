@@ -34,12 +34,30 @@ class Status(StrEnum):
 _RANK = {Status.PASS: 0, Status.WARN: 1, Status.FAIL: 2}
 
 
+def _plain(value: Any) -> Any:
+    """numpy scalars and arrays (also inside lists, tuples, dicts) as plain Python values.
+
+    A check's value is printed and serialised: ``np.float64(0.976)`` would show as that repr in the QA
+    table (and inside lists ``str`` shows reprs); ``0.976`` is what a reader should see.
+    """
+    if isinstance(value, np.generic | np.ndarray):
+        return value.tolist()
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
 @dataclass(frozen=True)
 class QACheck:
     name: str
     status: Status
-    value: Any
+    value: Any  # plain Python (int, float, str, None, or lists / dicts of them): see ``_plain``
     message: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "value", _plain(self.value))
 
 
 @dataclass
