@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
-from lungcad.cli.common import app, console, get_config, print_json
+from lungcad.cli.common import console, get_config, print_json
 from lungcad.types import ScanResult
 
 
@@ -35,7 +35,6 @@ def _findings_table(result: ScanResult, min_probability: float) -> Table:
     return table
 
 
-@app.command()
 def detect(
     paths: list[Path] = typer.Argument(..., help="DICOM folder(s), .mhd or .nii.gz file(s)"),
     out: Path | None = typer.Option(None, "--out", help="output folder (one sub-folder per scan if several)"),
@@ -87,7 +86,6 @@ def detect(
             console.print(f"wrote {key}: {escape(value)}")
 
 
-@app.command("export-model")
 def export_model(
     checkpoint: Path = typer.Option(..., "--checkpoint", help="Lightning checkpoint (best.ckpt / last.ckpt)"),
     out: Path = typer.Option(..., "--out", help="model file to write (.pt)"),
@@ -116,3 +114,9 @@ def export_model(
         console.print(f"calibration: {report}")
     path = save_bundle(bundle, out)
     console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to ``app``."""
+    app.command()(detect)
+    app.command("export-model")(export_model)

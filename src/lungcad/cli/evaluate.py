@@ -7,11 +7,10 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from lungcad.cli.common import app, console, get_config, print_json
+from lungcad.cli.common import console, get_config, print_json
 from lungcad.errors import InputError
 
 
-@app.command()
 def evaluate(
     data: Path = typer.Option(..., "--data", help="cohort folder (lungcad synth, LUNA16 or LIDC layout)"),
     model: Path | None = typer.Option(None, "--model", help="model file (default models/lungcad-default.pt)"),
@@ -89,3 +88,8 @@ def evaluate(
         )
     console.print(table)
     console.print(f"report: {out} ({', '.join(sorted(p.name for p in files.values()))})")
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to ``app``."""
+    app.command()(evaluate)

@@ -23,7 +23,7 @@ from lungcad.annotations.luna16 import (
 from lungcad.annotations.lungrads import scan_priority
 from lungcad.annotations.masks import SliceLocator, point_voxel
 from lungcad.annotations.model import CHARACTERISTICS, LidcRead, PointMark
-from lungcad.cli.common import app, console, get_config, print_json
+from lungcad.cli.common import console, get_config, print_json
 from lungcad.errors import AnnotationError
 from lungcad.evaluate.froc import FrocResult, evaluate_froc
 from lungcad.evaluate.froc_report import plot_froc, write_bootstrap_csv, write_froc_csv
@@ -88,7 +88,6 @@ def _nodule_dict(n: ConsensusNodule) -> dict[str, Any]:
     }
 
 
-@app.command("lidc")
 def lidc(
     series_dir: Path = typer.Argument(..., help="DICOM series folder holding its LIDC XML"),
     xml: Path | None = typer.Option(None, "--xml", help="the LIDC XML, when it is not in the folder"),
@@ -193,7 +192,6 @@ def _froc_table(result: FrocResult) -> Table:
     return table
 
 
-@app.command("evaluate-froc")
 def evaluate_froc_cmd(
     annotations: Path = typer.Option(..., "--annotations", help="annotations.csv (nodules)"),
     excluded: Path = typer.Option(..., "--excluded", help="annotations_excluded.csv (irrelevant findings)"),
@@ -262,3 +260,9 @@ def evaluate_froc_cmd(
         )
     for key, path in outputs.items():
         console.print(f"wrote {key}: {escape(str(path))}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to ``app``."""
+    app.command("lidc")(lidc)
+    app.command("evaluate-froc")(evaluate_froc_cmd)

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from lungcad.cli.common import app, console, get_config, print_json
+from lungcad.cli.common import console, get_config, print_json
 from lungcad.errors import InputError
 from lungcad.io import load_ct_with_discovery
 from lungcad.io.discover import Discovery
@@ -110,7 +110,6 @@ def _preview_png(pre: Preprocessed, path: Path) -> None:
     tmp.replace(path)
 
 
-@app.command()
 def ingest(
     path: Path = typer.Argument(..., help="DICOM folder or file, .mhd/.mha or .nii/.nii.gz"),
     series: str | None = typer.Option(None, "--series", help="SeriesInstanceUID to load when several"),
@@ -170,7 +169,6 @@ def ingest(
         console.print(f"wrote {key}: {value}")
 
 
-@app.command()
 def info(
     path: Path = typer.Argument(..., help="DICOM folder or file, .mhd/.mha or .nii/.nii.gz"),
     series: str | None = typer.Option(None, "--series", help="SeriesInstanceUID to load when several"),
@@ -184,3 +182,9 @@ def info(
         return
     console.print(_series_table(found, volume.metadata.series_uid))
     console.print(_metadata_table(volume))
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to ``app``."""
+    app.command()(ingest)
+    app.command()(info)

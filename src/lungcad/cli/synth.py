@@ -9,10 +9,9 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from lungcad.cli.common import app, console, get_config, print_json
+from lungcad.cli.common import console, get_config, print_json
 
 
-@app.command()
 def synth(
     out: Path = typer.Option(..., "--out", help="output folder (created; must not hold a cohort already)"),
     n: int | None = typer.Option(None, "--n", help="number of scans [synth.n_scans]"),
@@ -55,3 +54,8 @@ def _summary(manifest: dict[str, Any], out: Path, seconds: float) -> dict[str, A
         "scans without nodules": sum(1 for s in manifest["scans"] if not s["annotations"]),
         "seconds": round(seconds, 1),
     }
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to ``app``."""
+    app.command()(synth)
