@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from lungcad.config_checks import check_mix, check_range, check_window_stride, parse_window, window_rule
 from lungcad.errors import ConfigError
 from lungcad.types import stable_hash
 
@@ -51,23 +52,6 @@ SYNTH_SHAPES: tuple[str, ...] = ("spherical", "ellipsoidal", "lobulated", "spicu
 SYNTH_LOCATIONS: tuple[str, ...] = ("isolated", "juxtavascular", "juxtapleural")
 # A 512 x 512 x 760 float32 volume is ~0.8 GB; the generator holds about four such buffers at its peak.
 SYNTH_MAX_VOXELS = 200_000_000
-
-
-def _check_range(name: str, value: tuple[float, float], low: float, high: float) -> None:
-    a, b = value
-    if not (low <= a <= b <= high):
-        raise ValueError(f"synth.{name} must be (low, high) with {low} <= low <= high <= {high}, got {value}")
-
-
-def _check_mix(name: str, mix: dict[str, float], allowed: tuple[str, ...]) -> None:
-    unknown = sorted(set(mix) - set(allowed))
-    if unknown:
-        raise ValueError(f"synth.{name} has unknown keys {unknown}; allowed: {allowed}")
-    negative = {k: v for k, v in mix.items() if not v >= 0}
-    if negative:
-        raise ValueError(f"synth.{name} weights must be >= 0, got {negative}")
-    if not sum(mix.values()) > 0:
-        raise ValueError(f"synth.{name} needs at least one positive weight, got {mix}")
 
 
 class SynthConfig(_Section):
@@ -133,17 +117,17 @@ class SynthConfig(_Section):
 
     @model_validator(mode="after")
     def _check_synth(self) -> SynthConfig:
-        _check_range("fov_range_mm", self.fov_range_mm, 100.0, 700.0)
-        _check_range("slice_spacing_range_mm", self.slice_spacing_range_mm, 0.3, 10.0)
-        _check_range("slice_thickness_factor_range", self.slice_thickness_factor_range, 0.5, 4.0)
-        _check_range("scan_length_range_mm", self.scan_length_range_mm, 50.0, 700.0)
-        _check_range("body_width_range_mm", self.body_width_range_mm, 150.0, 600.0)
-        _check_range("lung_height_range_mm", self.lung_height_range_mm, 120.0, 350.0)
-        _check_range("noise_std_range_hu", self.noise_std_range_hu, 0.0, 300.0)
-        _check_range("diameter_range_mm", self.diameter_range_mm, 3.0, 60.0)
-        _check_mix("texture_mix", self.texture_mix, SYNTH_TEXTURES)
-        _check_mix("shape_mix", self.shape_mix, SYNTH_SHAPES)
-        _check_mix("location_mix", self.location_mix, SYNTH_LOCATIONS)
+        check_range("fov_range_mm", self.fov_range_mm, 100.0, 700.0)
+        check_range("slice_spacing_range_mm", self.slice_spacing_range_mm, 0.3, 10.0)
+        check_range("slice_thickness_factor_range", self.slice_thickness_factor_range, 0.5, 4.0)
+        check_range("scan_length_range_mm", self.scan_length_range_mm, 50.0, 700.0)
+        check_range("body_width_range_mm", self.body_width_range_mm, 150.0, 600.0)
+        check_range("lung_height_range_mm", self.lung_height_range_mm, 120.0, 350.0)
+        check_range("noise_std_range_hu", self.noise_std_range_hu, 0.0, 300.0)
+        check_range("diameter_range_mm", self.diameter_range_mm, 3.0, 60.0)
+        check_mix("texture_mix", self.texture_mix, SYNTH_TEXTURES)
+        check_mix("shape_mix", self.shape_mix, SYNTH_SHAPES)
+        check_mix("location_mix", self.location_mix, SYNTH_LOCATIONS)
         if self.reader_agreement_min > self.n_readers:
             raise ValueError(
                 f"synth.reader_agreement_min ({self.reader_agreement_min}) must be <= "
@@ -256,7 +240,7 @@ class TrainConfig(_Section):
 
 
 class InferConfig(_Section):
-    patch_size: tuple[int, int, int] = (96, 96, 96)
+    patch_size: tuple[int, int, int] = Field((96, 96, 96), description=window_rule("infer.patch_size"))
     overlap: float = Field(0.25, ge=0, lt=1)
     blend: Literal["gaussian", "constant"] = "gaussian"
     peak_threshold: float = Field(
@@ -271,6 +255,11 @@ class InferConfig(_Section):
     nms_kernel_mm: float = Field(5.0, gt=0, le=50)
     top_k: int = Field(100, ge=1, le=10000)
     min_diameter_mm: float = Field(3.0, ge=0, le=100)
+
+    @field_validator("patch_size", mode="before")
+    @classmethod
+    def _window_format(cls, value: object) -> tuple[int, int, int]:
+        return parse_window("infer.patch_size", value)
 
 
 class EvaluateConfig(_Section):
@@ -304,6 +293,11 @@ class LungcadConfig(_Section):
     infer: InferConfig = Field(default_factory=InferConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     service: ServiceConfig = Field(default_factory=ServiceConfig)
+
+    @model_validator(mode="after")
+    def _window_fits_network(self) -> LungcadConfig:
+        check_window_stride("infer.patch_size", self.infer.patch_size, self.model.total_stride)
+        return self
 
     def config_hash(self) -> str:
         """Stable digest of the whole tree (sorted keys), recorded by results and checkpoints."""
@@ -357,7 +351,8 @@ def _format_validation_error(exc: ValidationError, source: str) -> str:
         ctx = err.get("ctx") or {}
         bound = ", ".join(f"{k} {v}" for k, v in ctx.items() if k in {"gt", "ge", "lt", "le"})
         allowed = f" (allowed: {bound})" if bound else ""
-        lines.append(f"{key}={err.get('input')!r}: {err['msg']}{allowed}")
+        # a check across sections (loc empty) names its keys itself; its input is the whole tree
+        lines.append(f"{key}={err.get('input')!r}: {err['msg']}{allowed}" if key else err["msg"])
     return f"invalid configuration from {source}: " + "; ".join(lines)
 
 
