@@ -1,14 +1,26 @@
-"""``lungcad evaluate``: detection over a cohort, FROC / CPM and per-nodule metrics, JSON + PNG report."""
+"""``lungcad evaluate`` (detection over a cohort, FROC / CPM, per-nodule metrics, JSON + PNG report) and
+``lungcad evaluate-froc`` (LUNA16 FROC / CPM of a detection CSV)."""
 
 from __future__ import annotations
 
+import json
+from contextlib import nullcontext
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
+from lungcad.annotations.luna16 import (
+    read_luna16_annotations,
+    read_luna16_excluded,
+    read_luna16_seriesuids,
+    read_luna16_submission,
+)
 from lungcad.cli.common import console, get_config, print_json
 from lungcad.errors import InputError
+from lungcad.evaluate.froc import FrocResult, evaluate_froc
+from lungcad.evaluate.froc_report import plot_froc, write_bootstrap_csv, write_froc_csv
 
 
 def evaluate(
@@ -90,6 +102,96 @@ def evaluate(
     console.print(f"report: {out} ({', '.join(sorted(p.name for p in files.values()))})")
 
 
+def _froc_table(result: FrocResult) -> Table:
+    b = result.bootstrap
+    table = Table(title="LUNA16 FROC")
+    table.add_column("FPs / scan")
+    table.add_column("sensitivity")
+    if b is not None:
+        table.add_column(f"{100 * b.confidence:g} % CI (bootstrap, n={b.n_samples})")
+    for k, (rate, sens) in enumerate(zip(result.fp_rates, result.sensitivities, strict=True)):
+        row = [f"{rate:g}", f"{sens:.4f}"]
+        if b is not None:
+            row.append(f"{b.sensitivities_low[k]:.4f} - {b.sensitivities_high[k]:.4f}")
+        table.add_row(*row)
+    row = ["CPM", f"{result.cpm:.4f}"]
+    if b is not None:
+        row.append(f"{b.cpm_low:.4f} - {b.cpm_high:.4f}")
+    table.add_row(*row, style="bold")
+    return table
+
+
+def evaluate_froc_cmd(
+    annotations: Path = typer.Option(..., "--annotations", help="annotations.csv (nodules)"),
+    excluded: Path = typer.Option(..., "--excluded", help="annotations_excluded.csv (irrelevant findings)"),
+    seriesuids: Path = typer.Option(..., "--seriesuids", help="seriesuids.csv (the scans evaluated)"),
+    candidates: Path = typer.Option(
+        ..., "--candidates", help="detections: seriesuid,coordX,coordY,coordZ,probability"
+    ),
+    out: Path = typer.Option(Path("froc"), "--out", help="folder for froc.csv, froc.png, summary.json"),
+    bootstrap: int | None = typer.Option(
+        None, "--bootstrap", help="bootstrap samples (0 = none; default from config)"
+    ),
+    confidence: float = typer.Option(0.95, "--confidence", help="bootstrap interval coverage"),
+    seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+) -> None:
+    """LUNA16 FROC / CPM of a detection result; writes the curve as CSV and PNG."""
+    cfg = get_config().evaluate
+    with (
+        console.status("reading annotations and candidates", spinner="dots") if not as_json else nullcontext()
+    ):
+        nodules = read_luna16_annotations(annotations)
+        irrelevant = read_luna16_excluded(excluded)
+        uids = read_luna16_seriesuids(seriesuids)
+        cands = read_luna16_submission(candidates)
+    samples = cfg.bootstrap_samples if bootstrap is None else bootstrap
+    with (
+        console.status(f"FROC with {samples} bootstrap samples", spinner="dots")
+        if not as_json
+        else nullcontext()
+    ):
+        result = evaluate_froc(
+            nodules, irrelevant, uids, cands,
+            max_candidates_per_scan=cfg.max_candidates_per_scan,
+            fp_rates=cfg.fp_rates,
+            excluded_unknown_diameter_mm=cfg.excluded_unknown_diameter_mm,
+            bootstrap_samples=samples, confidence=confidence, seed=seed,
+        )  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    outputs = {
+        "curve_csv": out / "froc.csv",
+        "curve_png": out / "froc.png",
+        "summary_json": out / "summary.json",
+    }
+    write_froc_csv(result, outputs["curve_csv"])
+    if result.bootstrap is not None:
+        outputs["bootstrap_csv"] = out / "froc_bootstrap.csv"
+        write_bootstrap_csv(result, outputs["bootstrap_csv"])
+    plot_froc(result, outputs["curve_png"], title=f"FROC - {candidates.name}")
+    summary = {**result.to_dict(), "outputs": {k: str(v) for k, v in outputs.items()}}
+    outputs["summary_json"].write_text(json.dumps(summary, indent=2) + "\n")
+    if as_json:
+        print_json(summary)
+        return
+    console.print(_froc_table(result))
+    c = result.counts
+    console.print(
+        f"scans {c.n_scans}, nodules {c.n_nodules}: TP {c.n_tp}, FN {c.n_fn}, FP {c.n_fp}, "
+        f"ignored on excluded findings {c.n_ignored_excluded}, duplicate hits {c.n_duplicate_hits}, "
+        f"dropped by the {cfg.max_candidates_per_scan}/scan cap {c.n_dropped_by_cap}, "
+        f"on scans not evaluated {c.n_outside_series}"
+    )
+    if result.curve.fps_per_scan[-1] < result.fp_rates[-1]:
+        console.print(
+            f"[yellow]the detections reach only {result.curve.fps_per_scan[-1]:.3g} FPs/scan: the curve is "
+            "extended flat at its last sensitivity up to 8[/]"
+        )
+    for key, path in outputs.items():
+        console.print(f"wrote {key}: {escape(str(path))}")
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
     app.command()(evaluate)
+    app.command("evaluate-froc")(evaluate_froc_cmd)
