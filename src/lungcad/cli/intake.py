@@ -13,7 +13,7 @@ from rich.table import Table
 
 from lungcad.cli.common import console, get_config, print_json
 from lungcad.errors import InputError
-from lungcad.io import load_ct_with_discovery
+from lungcad.io import list_input, load_ct_with_discovery, load_listed
 from lungcad.io.discover import Discovery
 from lungcad.io.image import save_volume
 from lungcad.preprocess.pipeline import Preprocessed, preprocess_ct
@@ -174,14 +174,54 @@ def info(
     series: str | None = typer.Option(None, "--series", help="SeriesInstanceUID to load when several"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
-    """Show the series in a folder and the geometry and metadata of the one that would be loaded."""
-    volume, found = load_ct_with_discovery(path, series)
-    summary = _summary(volume, found, None)
+    """Show the series in a folder and the geometry and metadata of the one that would be loaded.
+
+    A folder without a CT series (e.g. MR only) is listed, with a line saying so, and exits 0: ``info``
+    says what is there; ``ingest`` and ``detect`` refuse it.
+    """
+    listing = list_input(path, series)
+    if series is None and not listing.has_loadable_ct:
+        assert listing.found is not None  # no image volume: the listing is a DICOM discovery
+        _print_no_ct(listing.found, as_json)
+        return
+    volume = load_listed(listing, series)
+    summary = {**_summary(volume, listing.found, None), "loadable_ct": True}
     if as_json:
         print_json(summary)
         return
-    console.print(_series_table(found, volume.metadata.series_uid))
+    console.print(_series_table(listing.found, volume.metadata.series_uid))
     console.print(_metadata_table(volume))
+
+
+def _no_ct_line(found: Discovery) -> str:
+    """E.g. "no loadable CT: the folder holds 2 series (MR) and 1 non-image file(s); ..."."""
+    modalities = ", ".join(sorted({s.modality or "?" for s in found.series}))
+    held = f"{len(found.series)} series ({modalities})" if found.series else "no DICOM image series"
+    return (
+        f"no loadable CT: the folder holds {held} and {len(found.skipped)} non-image file(s); "
+        "ingest and detect need a series with Modality CT"
+    )
+
+
+def _print_no_ct(found: Discovery, as_json: bool) -> None:
+    line = _no_ct_line(found)
+    if as_json:
+        print_json(
+            {
+                "path": str(found.root),
+                "loadable_ct": False,
+                "message": line,
+                "series_found": [s.to_dict() for s in found.series],
+                "skipped_files": [{"path": str(p), "reason": r} for p, r in found.skipped],
+            }
+        )
+        return
+    if found.series:
+        console.print(_series_table(found, ""))
+    if found.skipped:
+        example = found.skipped[0][0].name
+        console.print(f"[dim]{len(found.skipped)} non-image file(s) skipped (e.g. {escape(example)})[/]")
+    console.print(f"[yellow]{escape(line)}[/]")
 
 
 def register(app: typer.Typer) -> None:
