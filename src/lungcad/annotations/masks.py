@@ -26,12 +26,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from skimage.draw import line, polygon
 
 from lungcad.annotations.model import PointMark, ReaderNodule, Roi
 from lungcad.errors import AnnotationError, InputError
+from lungcad.io.image import load_image
+from lungcad.preprocess.resample import resample_onto
 from lungcad.types import CTVolume
 
 
@@ -271,3 +275,38 @@ def mask_to_grid(mask: np.ndarray, source: CTVolume, target: CTVolume) -> np.nda
         raise InputError(f"mask shape {mask.shape} does not match the source volume {source.shape}")
     box = BoxMask((0, 0, 0), mask).crop()
     return box_mask_to_grid(box, source, target).to_full(target.shape)
+
+
+class WorldBall(Protocol):
+    """A ground-truth nodule as far as a ball mask needs it (any of the nodule record types)."""
+
+    @property
+    def center_xyz_mm(self) -> tuple[float, float, float]: ...
+
+    @property
+    def diameter_mm(self) -> float: ...
+
+
+def label_mask_on_grid(
+    grid: CTVolume, nodules: Sequence[WorldBall], mask_path: Path | None = None
+) -> np.ndarray:
+    """A scan's nodule label mask on ``grid`` (e.g. the detector's 1 mm grid), uint8 of ``grid.shape``.
+
+    Args:
+        grid: target geometry; only its shape, spacing, origin and direction are used.
+        nodules: the ground-truth nodules (world centre and diameter, mm), used when there is no mask file.
+        mask_path: an exact label mask in the image's own grid (synthetic cohorts): resampled nearest-
+            neighbour, labels kept.  Without one, each nodule is a ball of its diameter (value 1).
+    """
+    if mask_path is not None:
+        labels = load_image(mask_path)
+        return resample_onto(labels, grid, order=0, fill_value=0).astype(np.uint8)
+    # ``targets`` builds on this module (BoxMask, box_mask_to_grid), so its ball is imported here, not above.
+    from lungcad.annotations.targets import ball_mask
+
+    seg = np.zeros(grid.shape, dtype=np.uint8)
+    for n in nodules:
+        box = ball_mask(grid, n.center_xyz_mm, n.diameter_mm)
+        if box.count():
+            seg[box.to_full(grid.shape)] = 1
+    return seg

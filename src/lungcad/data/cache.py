@@ -24,13 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from lungcad.annotations.targets import ball_mask
+from lungcad.annotations.masks import label_mask_on_grid
 from lungcad.config import PreprocessConfig
 from lungcad.data.records import NoduleGT, ScanRecord
 from lungcad.io import load_ct
-from lungcad.io.image import load_image
 from lungcad.preprocess.pipeline import preprocess_ct
-from lungcad.preprocess.resample import resample_onto
 from lungcad.types import CTVolume, stable_hash
 
 CACHE_VERSION = 2  # 2: lung mask no longer fills the mediastinum
@@ -65,24 +63,11 @@ def cache_key(record: ScanRecord, cfg: PreprocessConfig) -> str:
     return f"{safe}-{stable_hash(payload)}"
 
 
-def label_mask_on_grid(record: ScanRecord, source: CTVolume, grid: CTVolume) -> np.ndarray:
-    """The nodule mask on ``grid``: the exact label mask resampled (nearest), or a ball per nodule."""
-    if record.mask_path is not None:
-        labels = load_image(record.mask_path)
-        return resample_onto(labels, grid, order=0, fill_value=0).astype(np.uint8)
-    seg = np.zeros(grid.shape, dtype=np.uint8)
-    for n in record.nodules:
-        box = ball_mask(grid, n.center_xyz_mm, n.diameter_mm)
-        if box.count():
-            seg[box.to_full(grid.shape)] = 1
-    return seg
-
-
 def _write_entry(record: ScanRecord, cfg: PreprocessConfig, final: Path) -> None:
     volume = load_ct(record.image_path, gap_factor=cfg.gap_factor, min_slices=cfg.min_slices)
     pre = preprocess_ct(volume, cfg)
     grid = pre.volume
-    seg = label_mask_on_grid(record, volume, grid)
+    seg = label_mask_on_grid(grid, record.nodules, record.mask_path)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=final.parent))
     try:
         np.save(tmp / "image.npy", pre.image.astype(np.float16))

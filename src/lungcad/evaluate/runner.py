@@ -9,7 +9,7 @@ import numpy as np
 from rich.progress import Progress
 from scipy import ndimage
 
-from lungcad.data.cache import label_mask_on_grid
+from lungcad.annotations.masks import label_mask_on_grid
 from lungcad.data.records import ScanRecord
 from lungcad.infer.detector import Detector
 from lungcad.types import ScanResult
@@ -58,7 +58,7 @@ def run_detector(
             masks: list[BoxMask | None] = []
             if with_masks and run.pre is not None and run.volume is not None:
                 grid = run.pre.volume
-                seg = label_mask_on_grid(rec, run.volume, grid)
+                seg = label_mask_on_grid(grid, rec.nodules, rec.mask_path)
                 masks = [_component_box(seg, grid.world_to_voxel(n.center_xyz_mm)) for n in rec.nodules]
             out.append(ScanEvaluation(rec, run.result, masks))
             progress.advance(task)
