@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from lungcad.annotations.luna16 import write_luna16_annotations
 from lungcad.annotations.model import LunaAnnotation
@@ -34,6 +35,19 @@ def write_tiny_cohort(root: Path, n: int = 3, uid_root: str = "1.2.826.0.1.9") -
 @pytest.fixture(scope="session")
 def tiny_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tiny_cohort(tmp_path_factory.mktemp("cohort"))
+
+
+@pytest.fixture(scope="session")
+def tiny_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One preprocessed-scan cache shared by the training tests (each scan is preprocessed once)."""
+    return tmp_path_factory.mktemp("cache")
+
+
+def tiny_config_file(path: Path, **train: object) -> Path:
+    """``tiny_config(**train)`` as a user YAML for the CLI's ``--config``."""
+    cfg = tiny_config(**train).model_dump(mode="json")
+    path.write_text(yaml.safe_dump({k: cfg[k] for k in ("train", "model", "infer")}))
+    return path
 
 
 def tiny_config(**train: object) -> LungcadConfig:

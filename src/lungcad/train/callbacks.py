@@ -1,4 +1,8 @@
-"""Callbacks: status streaming, pause/stop control, hard-negative mining."""
+"""Callbacks: status streaming, pause/stop/Ctrl-C control, best checkpoint and final CPM, hard negatives.
+
+Epoch numbers shown to people (``status.json``, the progress bar, ``lungcad runs``) are 1-based: "epoch 2"
+is the second epoch, the one Lightning calls ``current_epoch == 1``.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,7 @@ import numpy as np
 
 from lungcad.train.control import Command, ControlFile
 from lungcad.train.detection_eval import DetectionSettings, mine_hard_negatives
-from lungcad.train.state import TrainingState
-
-LAST_CKPT = "last.ckpt"
+from lungcad.train.state import LAST_CKPT, TrainingState
 
 
 class StatusCallback(L.Callback):
@@ -43,8 +45,14 @@ class StatusCallback(L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._rank_zero = trainer.is_global_zero
         self.state.status = "running"
+        self.state.message = ""
         self.state.total_steps = int(trainer.estimated_stepping_batches)
+        self.state.total_epochs = int(trainer.max_epochs or 0)
+        self.state.epoch = int(trainer.current_epoch) + 1
         self._write()
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.state.epoch = int(trainer.current_epoch) + 1
 
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
@@ -67,7 +75,7 @@ class StatusCallback(L.Callback):
     def _update(self, trainer: L.Trainer) -> None:
         s = self.state
         elapsed = self._busy + self._wait
-        s.epoch, s.step = int(trainer.current_epoch), int(trainer.global_step)
+        s.epoch, s.step = int(trainer.current_epoch) + 1, int(trainer.global_step)
         s.losses = {
             k.removeprefix("train/"): round(float(v), 5)
             for k, v in trainer.callback_metrics.items()
@@ -80,56 +88,151 @@ class StatusCallback(L.Callback):
             (self._samples / max(1, trainer.train_dataloader.batch_size or 1)) / elapsed if elapsed else 0
         )
         s.eta_s = (s.total_steps - s.step) / steps_per_s if steps_per_s > 0 else None
-        module = trainer.lightning_module
-        s.best_cpm = float(getattr(module, "best_cpm", 0.0))
-        s.last_cpm = float(getattr(module, "last_cpm", 0.0))
+        self._copy_cpm(trainer.lightning_module)
         self._write()
         self._busy = self._wait = 0.0
         self._samples = 0
 
+    def _copy_cpm(self, module: L.LightningModule) -> None:
+        # None until a validation CPM was measured: status.json says null, never a placeholder 0
+        self.state.best_cpm = getattr(module, "best_cpm", None)
+        self.state.last_cpm = getattr(module, "last_cpm", None)
+
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.sanity_checking:
-            self.state.best_cpm = float(getattr(pl_module, "best_cpm", 0.0))
-            self.state.last_cpm = float(getattr(pl_module, "last_cpm", 0.0))
+            self._copy_cpm(pl_module)
             self._write()
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.state.status == "running":
             self.state.status = "finished"
-        self.state.epoch, self.state.step = int(trainer.current_epoch), int(trainer.global_step)
+        # trainer.current_epoch has already counted the last epoch as done here (2 after epochs 1 and 2),
+        # so the 1-based number of the last epoch trained is the one recorded during its steps
+        self.state.step = int(trainer.global_step)
+        self._copy_cpm(pl_module)
         self._write()
 
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:
-        self.state.status = "failed"
-        self.state.message = f"{type(exception).__name__}: {exception}"
+        self.state.step = int(trainer.global_step)
+        if isinstance(exception, KeyboardInterrupt):
+            self.state.status = "interrupted"
+            self.state.message = (
+                f"interrupted (Ctrl-C) at step {self.state.step}; `lungcad train --resume` continues from "
+                "the last epoch-end checkpoint, or from step 0 when there is none yet"
+            )
+        else:
+            self.state.status = "failed"
+            self.state.message = f"{type(exception).__name__}: {exception}"
         self._write()
 
 
 class ControlCallback(L.Callback):
-    """After every step: on "pause" or "stop", save a consistent ``last.ckpt`` and end the run."""
+    """After each step: on "pause", "stop" or a first Ctrl-C, save a consistent ``last.ckpt``, end the run.
+
+    Under DDP the ranks agree on stopping (one all-reduce of a boolean per step), so a command that one rank
+    sees a step before another cannot leave the other waiting in the next gradient all-reduce.
+    """
 
     def __init__(self, run_dir: Path, status: StatusCallback) -> None:
         self.control = ControlFile(Path(run_dir))
         self.run_dir = Path(run_dir)
         self.status = status
+        self.interrupt_requested = False
+        self.ended_by_command = False
+
+    def request_interrupt(self) -> None:
+        """Ask the run to stop at the next step boundary, as "interrupted" (the Ctrl-C handler calls it)."""
+        self.interrupt_requested = True
+
+    def _command(self, trainer: L.Trainer) -> Command | None:
+        command = self.control.read()
+        local = self.interrupt_requested or command is not Command.RUN
+        if not trainer.strategy.reduce_boolean_decision(local, all=False):
+            return None
+        return Command.PAUSE if command is Command.RUN else command
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        command = self.control.read()
-        if command is Command.RUN:
+        command = self._command(trainer)
+        if command is None:
             return
         dm = trainer.datamodule
         bs = int(next(iter(batch.values())).shape[0])
         dm.items_done_in_epoch = (batch_idx + 1) * bs
         trainer.save_checkpoint(self.run_dir / LAST_CKPT)
         dm.items_done_in_epoch = 0
-        self.status.state.status = "paused" if command is Command.PAUSE else "stopped"
-        self.status.state.message = f"{command.value} at step {trainer.global_step}"
+        state = self.status.state
+        if self.interrupt_requested:
+            state.status = "interrupted"
+            state.message = (
+                f"interrupted (Ctrl-C) at step {trainer.global_step}; `lungcad train --resume` continues"
+            )
+        else:
+            state.status = "paused" if command is Command.PAUSE else "stopped"
+            state.message = f"{command.value} at step {trainer.global_step}"
+        self.ended_by_command = True
         self.status._update(trainer)
         trainer.should_stop = True
+
+
+class BestCheckpoint(L.Callback):
+    """``checkpoints/best.ckpt`` whenever the module measured a validation CPM above its best so far.
+
+    Lightning's ``ModelCheckpoint`` refuses a validation epoch without its monitored key, and ``val/cpm`` is
+    only logged once measured (no placeholder), so the best checkpoint follows the module's own record.
+
+    Before any measurement nothing is saved; ``path`` is then ``None``.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.target = Path(run_dir) / "checkpoints" / "best.ckpt"
+
+    @property
+    def path(self) -> Path | None:
+        return self.target if self.target.exists() else None
+
+    def save_if_improved(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if getattr(pl_module, "cpm_improved", False):
+            pl_module.cpm_improved = False  # type: ignore[assignment]
+            trainer.save_checkpoint(self.target)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self.save_if_improved(trainer, pl_module)
+
+
+class FinalValidation(L.Callback):
+    """When a run ends, measure the CPM of its final weights if no validation epoch did.
+
+    Example: ``--max-steps 20`` with 100 steps per epoch ends inside epoch 1, where Lightning runs no
+    validation; without this the run would end with its CPM unmeasured. A run ended by pause / stop /
+    Ctrl-C is left alone (it exits quickly and continues later). Place it before ``EndCheckpoint`` so
+    ``last.ckpt`` holds the measurement.
+    """
+
+    def __init__(self, control: ControlCallback, best: BestCheckpoint) -> None:
+        self.control = control
+        self.best = best
+
+    @staticmethod
+    def _run_ends(trainer: L.Trainer) -> bool:
+        max_epochs, max_steps = trainer.max_epochs, trainer.max_steps
+        return (
+            trainer.should_stop
+            or (max_epochs is not None and trainer.current_epoch + 1 >= max_epochs)
+            or (max_steps is not None and 0 < max_steps <= trainer.global_step)
+        )
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.control.ended_by_command or not self._run_ends(trainer):
+            return
+        if getattr(pl_module, "cpm_step", None) == trainer.global_step:
+            return  # the validation of this epoch measured these weights
+        if pl_module.measure_cpm() is not None:  # type: ignore[operator]
+            self.best.save_if_improved(trainer, pl_module)
 
 
 class EndCheckpoint(L.Callback):

@@ -8,15 +8,25 @@ step (a stat and, when the file changed, one small read), so a command takes eff
 
 * ``pause``: save ``last.ckpt`` and exit with status "paused"; ``lungcad train --resume RUN_DIR`` continues.
 * ``stop``: save ``last.ckpt`` and exit with status "stopped" (also resumable, but meant as final).
+
+A command is consumed when a run starts or resumes (``consume_command``): the pause that ended a run does
+not end its resumption at once. Ctrl-C in a terminal acts as a pause too (``ctrl_c_pauses``): the first one
+finishes the current step, saves ``last.ckpt`` and ends with status "interrupted"; a second one aborts.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from types import FrameType
 
 from lungcad.errors import InputError
 
@@ -69,3 +79,55 @@ def write_command(run_dir: str | Path, command: str, reason: str = "") -> Path:
     tmp.write_text(json.dumps({"command": cmd.value, "reason": reason}))
     os.replace(tmp, path)
     return path
+
+
+def consume_command(run_dir: str | Path) -> Command | None:
+    """Reset a pending "pause" / "stop" to "run" as a run (re)starts; return the command consumed, if any.
+
+    Example: ``train-control RUN pause`` ends the run with "paused"; ``control.json`` still says "pause",
+    so without this ``train --resume`` would pause again after its first step.
+    """
+    path = Path(run_dir) / CONTROL_FILE
+    if not path.exists():
+        return None
+    command = ControlFile(Path(run_dir)).read()
+    if command is Command.RUN:
+        return None
+    write_command(run_dir, Command.RUN.value, f"{command.value} consumed when the run (re)started")
+    return command
+
+
+@contextmanager
+def ctrl_c_pauses(request_stop: Callable[[], None]) -> Iterator[None]:
+    """While inside, a first Ctrl-C (SIGINT) calls ``request_stop`` instead of raising KeyboardInterrupt.
+
+    The training then stops at the next step boundary with a consistent ``last.ckpt``; a second Ctrl-C
+    raises KeyboardInterrupt as usual. Does nothing outside the main thread or where SIGINT is ignored
+    (a background job), and restores the previous handler on exit (Lightning sets SIGINT to "ignore" after
+    an interrupt it handled and never restores it).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN:
+        yield
+        return
+    pressed = False
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        nonlocal pressed
+        if pressed:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt
+        pressed = True
+        request_stop()
+        sys.stderr.write(
+            "\nCtrl-C: stopping after this step and saving last.ckpt (press Ctrl-C again to abort)\n"
+        )
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)

@@ -7,8 +7,9 @@ A run folder holds everything of one run::
     status.json        live TrainingState (status, epoch, step, losses, lr, throughput, ETA, CPM)
     control.json       pause / stop commands (see ``lungcad.train.control``)
     last.ckpt          latest consistent checkpoint (epoch end, pause or stop)
-    checkpoints/       best.ckpt by validation CPM
-    metrics.csv        (CSV logger) when MLflow is not used
+    run.json           cohort folders, initial weights, --max-steps (see ``lungcad.train.run_folder``)
+    checkpoints/       best.ckpt by validation CPM (absent while no CPM was measured)
+    logs/metrics.csv   (CSV logger) when MLflow is not used; logs/resume-N/ for each resumed part
 
 Experiment tracking goes to MLflow with a local SQLite store (``<runs root>/mlflow.db``) by default;
 ``--tracking-uri`` points it at a server.
@@ -16,39 +17,67 @@ Experiment tracking goes to MLflow with a local SQLite store (``<runs root>/mlfl
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-import yaml
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping
 
 from lungcad.config import LungcadConfig
-from lungcad.data.cohort import load_split, read_cohorts, run_data_dirs, split_by_patient, write_split
+from lungcad.data.cohort import run_data_dirs
 from lungcad.data.datamodule import CohortDataModule
+from lungcad.data.records import ScanRecord
 from lungcad.errors import InputError
 from lungcad.seeding import seed_everything
 from lungcad.train.callbacks import (
-    LAST_CKPT,
+    BestCheckpoint,
     ControlCallback,
     EndCheckpoint,
+    FinalValidation,
     HardNegativeCallback,
     StatusCallback,
 )
+from lungcad.train.control import consume_command, ctrl_c_pauses
 from lungcad.train.module import LungCADModule
-from lungcad.train.state import TrainingState
+from lungcad.train.progress import EpochProgressBar
+from lungcad.train.quiet import quiet_third_party
+from lungcad.train.run_folder import (
+    StartMode,
+    prepare_run,
+    read_run_config,
+    run_max_steps,
+    start_mode,
+)
+from lungcad.train.state import LAST_CKPT, TrainingState
 
 
 @dataclass
 class TrainResult:
+    """What a ``fit`` call ended with.
+
+    Attributes:
+        run_dir: the run folder.
+        state: the final ``TrainingState`` (also in ``status.json``).
+        best_checkpoint: ``checkpoints/best.ckpt``, ``None`` while no validation CPM was measured.
+        notes: what a user should know about how the run started or ended (printed by the CLI).
+    """
+
     run_dir: Path
     state: TrainingState
     best_checkpoint: Path | None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Callbacks:
+    status: StatusCallback
+    control: ControlCallback
+    best: BestCheckpoint
+    all: list[L.Callback]
 
 
 def _logger(run_dir: Path, tracking_uri: str | None, use_mlflow: bool) -> Any:
@@ -62,29 +91,13 @@ def _logger(run_dir: Path, tracking_uri: str | None, use_mlflow: bool) -> Any:
             return MLFlowLogger(experiment_name="lungcad", run_name=run_dir.name, tracking_uri=uri)
     from lightning.pytorch.loggers import CSVLogger
 
-    return CSVLogger(save_dir=str(run_dir), name="logs", version="")
-
-
-def prepare_run(
-    cfg: LungcadConfig, data_dirs: Sequence[Path], run_dir: Path, init_from: Path | None = None
-) -> tuple[list, list]:
-    """Create the run folder (config.yaml, splits.json, run.json) or check that a resumed one matches."""
-    records = read_cohorts(data_dirs)
-    split_file = run_dir / "splits.json"
-    if split_file.exists():
-        return load_split(split_file, records)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    train, val = split_by_patient(records, cfg.train.val_fraction, cfg.train.seed)
-    write_split(split_file, train, val)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=True))
-    dirs = [str(Path(d).resolve()) for d in data_dirs]
-    info = {
-        "data_dir": dirs[0],
-        "data_dirs": dirs,
-        "init_from": str(init_from.resolve()) if init_from else None,
-    }
-    (run_dir / "run.json").write_text(json.dumps(info))
-    return train, val
+    # logs/metrics.csv for the first start; a resumed run writes logs/resume-1/metrics.csv and so on, since
+    # the CSV logger would otherwise replace the metrics of the earlier part of the run
+    version, n = "", 0
+    while (run_dir / "logs" / version / "metrics.csv").exists():
+        n += 1
+        version = f"resume-{n}"
+    return CSVLogger(save_dir=str(run_dir), name="logs", version=version)
 
 
 def initial_weights(path: Path, cfg: LungcadConfig) -> dict[str, torch.Tensor]:
@@ -114,80 +127,53 @@ def initial_weights(path: Path, cfg: LungcadConfig) -> dict[str, torch.Tensor]:
     return bundle.model.state_dict()
 
 
-def fit(
-    cfg: LungcadConfig,
-    data_dir: str | Path | Sequence[str | Path],
-    run_dir: str | Path,
-    *,
-    resume: bool = False,
-    init_from: str | Path | None = None,
-    cache_dir: str | Path | None = None,
-    tracking_uri: str | None = None,
-    use_mlflow: bool = True,
-    max_steps: int = -1,
-    devices: int = 1,
-    strategy: str | None = None,
-    show_progress: bool = True,
-    extra_callbacks: list[L.Callback] | None = None,
-) -> TrainResult:
-    """Train (or resume) one run.
+def _as_paths(data_dir: str | Path | Sequence[str | Path]) -> list[Path]:
+    return [Path(data_dir)] if isinstance(data_dir, str | Path) else [Path(d) for d in data_dir]
 
-    Args:
-        cfg: full configuration (``train``, ``model``, ``preprocess``, ``infer`` sections are used).
-        data_dir: cohort folder, or several (``lungcad.data.cohort.read_cohorts``).
-        run_dir: run folder; with ``resume`` it must hold ``last.ckpt``.
-        init_from: a model file or checkpoint whose network weights start a new run (fine-tuning).
-        cache_dir: preprocessed-scan cache (default ``<run_dir>/../cache``).
-        max_steps: stop after this many optimiser steps (-1: the configured epochs).
-        devices: CPU processes / GPUs; > 1 uses DDP (gloo on CPU).
-        strategy: Lightning strategy (default "ddp" when ``devices > 1``; "ddp_spawn" inside a test runner).
-        extra_callbacks: run before the control callback (tests use one to request a pause at a step).
-    """
-    run = Path(run_dir)
-    ckpt = run / LAST_CKPT
-    data_dirs = [Path(data_dir)] if isinstance(data_dir, str | Path) else [Path(d) for d in data_dir]
-    if resume and init_from is not None:
-        raise InputError(
-            "--init-from starts a new run; a resumed run continues from its own last.ckpt",
-            path=run,
-            fix="drop --init-from when resuming",
-        )
-    if resume and not ckpt.exists():
-        raise InputError("nothing to resume: no last.ckpt", path=run, fix="start the run without --resume")
-    if not resume and (run / "status.json").exists():
-        raise InputError(
-            "run folder already holds a run", path=run, fix="pass --resume to continue it, or a new --run-dir"
-        )
-    if resume:
-        cfg = LungcadConfig.model_validate(yaml.safe_load((run / "config.yaml").read_text()))
-    seed_everything(cfg.train.seed, deterministic=cfg.train.deterministic)
-    if resume and not data_dirs:
-        data_dirs = [Path(d) for d in run_data_dirs(run)]
-    train_records, val_records = prepare_run(cfg, data_dirs, run, Path(init_from) if init_from else None)
-    dm = CohortDataModule(
-        cfg, train_records, val_records, cache_dir or run.parent / "cache", show_progress=show_progress
-    )
+
+def _build_module(cfg: LungcadConfig, init_from: Path | None) -> LungCADModule:
     module = LungCADModule(cfg.model_dump(mode="json"))
     if init_from is not None:
-        module.model.load_state_dict(initial_weights(Path(init_from), cfg))
-    state = TrainingState.read(run) if resume else TrainingState(run_id=run.name or uuid.uuid4().hex[:8])
-    state.config_hash = cfg.config_hash()
-    status = StatusCallback(run, state, cfg.train.log_every_n_steps)
-    t = cfg.train
-    best = ModelCheckpoint(
-        dirpath=run / "checkpoints",
-        filename="best",
-        monitor="val/cpm",
-        mode="max",
-        save_top_k=1,
-        enable_version_counter=False,
+        module.model.load_state_dict(initial_weights(init_from, cfg))
+    return module
+
+
+def _initial_state(run: Path, cfg: LungcadConfig, mode: StartMode) -> TrainingState:
+    state = (
+        TrainingState.read(run)
+        if mode is StartMode.RESUME
+        else TrainingState(run_id=run.name or uuid.uuid4().hex[:8])
     )
-    callbacks: list[L.Callback] = [status, *(extra_callbacks or []), ControlCallback(run, status)]
+    state.config_hash = cfg.config_hash()
+    return state
+
+
+def _build_callbacks(
+    run: Path,
+    cfg: LungcadConfig,
+    state: TrainingState,
+    module: LungCADModule,
+    val_records: Sequence[ScanRecord],
+    extra: Sequence[L.Callback],
+    show_progress: bool,
+) -> _Callbacks:
+    """Status first (it sees every step), then the caller's, control, final CPM, checkpoints, mining.
+
+    ``FinalValidation`` precedes ``EndCheckpoint`` so that ``last.ckpt`` holds the final measurement.
+    """
+    t = cfg.train
+    status = StatusCallback(run, state, t.log_every_n_steps)
+    control = ControlCallback(run, status)
+    best = BestCheckpoint(run)
+    callbacks: list[L.Callback] = [status, *extra, control, FinalValidation(control, best)]
     callbacks += [EndCheckpoint(run), best]
     if val_records:
+        # strict=False: epochs before the first CPM measurement log no val/cpm (no placeholder), and
+        # early stopping then has nothing to judge yet
+        patience = t.early_stop_patience * t.val_every_n_epochs
         callbacks.append(
             EarlyStopping(
-                monitor="val/cpm", mode="max", patience=t.early_stop_patience * t.val_every_n_epochs
+                monitor="val/cpm", mode="max", patience=patience, strict=False, check_on_train_epoch_end=False
             )
         )
     callbacks.append(
@@ -195,9 +181,26 @@ def fit(
             t.hard_negative_every_n_epochs, t.hard_negative_scans, t.hard_negatives_per_scan, module.detection
         )
     )
+    if show_progress:
+        callbacks.append(EpochProgressBar())
+    return _Callbacks(status, control, best, callbacks)
+
+
+def _build_trainer(
+    cfg: LungcadConfig,
+    run: Path,
+    callbacks: list[L.Callback],
+    *,
+    max_steps: int,
+    devices: int,
+    strategy: str | None,
+    logger: Any,
+    show_progress: bool,
+) -> L.Trainer:
+    t = cfg.train
     on_gpu = torch.cuda.is_available()
     precision = t.precision if on_gpu or t.precision != "16-mixed" else "bf16-mixed"
-    trainer = L.Trainer(
+    return L.Trainer(
         max_epochs=t.epochs,
         max_steps=max_steps,
         accelerator="gpu" if on_gpu else "cpu",
@@ -208,16 +211,108 @@ def fit(
         gradient_clip_val=t.grad_clip,
         deterministic=t.deterministic,
         callbacks=callbacks,
-        logger=_logger(run, tracking_uri, use_mlflow),
+        logger=logger,
         log_every_n_steps=t.log_every_n_steps,
         enable_progress_bar=show_progress,
+        enable_checkpointing=False,  # BestCheckpoint / EndCheckpoint / ControlCallback write checkpoints
         enable_model_summary=False,
         num_sanity_val_steps=0,
         default_root_dir=str(run),
     )
+
+
+def _run_trainer(
+    trainer: L.Trainer,
+    module: LungCADModule,
+    dm: CohortDataModule,
+    parts: _Callbacks,
+    ckpt_path: Path | None,
+) -> None:
+    """``trainer.fit`` with Ctrl-C as a pause; a second Ctrl-C leaves as KeyboardInterrupt.
+
+    Lightning turns a KeyboardInterrupt into ``sys.exit(1)`` after telling the callbacks (status.json then
+    says "interrupted"); it is turned back into KeyboardInterrupt so the CLI exits with 130.
+    """
     logger = trainer.logger
     if logger is not None and hasattr(logger, "run_id"):
-        state.mlflow_run_id = logger.run_id
-    trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if resume else None)
-    best_path = Path(best.best_model_path) if best.best_model_path else None
-    return TrainResult(run, status.state, best_path)
+        parts.status.state.mlflow_run_id = logger.run_id
+    try:
+        with ctrl_c_pauses(parts.control.request_interrupt):
+            trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path else None)
+    except SystemExit as exc:
+        if parts.status.state.status == "interrupted":
+            raise KeyboardInterrupt from exc
+        raise
+
+
+def fit(
+    cfg: LungcadConfig,
+    data_dir: str | Path | Sequence[str | Path],
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    init_from: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    tracking_uri: str | None = None,
+    use_mlflow: bool = True,
+    max_steps: int | None = None,
+    devices: int = 1,
+    strategy: str | None = None,
+    show_progress: bool = True,
+    extra_callbacks: list[L.Callback] | None = None,
+) -> TrainResult:
+    """Train (or resume) one run.
+
+    Args:
+        cfg: full configuration (``train``, ``model``, ``preprocess``, ``infer`` sections are used); a
+            resumed run uses its own ``config.yaml`` instead.
+        data_dir: cohort folder, or several (``lungcad.data.cohort.read_cohorts``); a resumed run may
+            pass none (its ``run.json`` names them).
+        run_dir: run folder. With ``resume`` it continues from ``last.ckpt``, or from step 0 (same config
+            and split) when the run ended before its first checkpoint.
+        init_from: a model file or checkpoint whose network weights start a new run (fine-tuning).
+        cache_dir: preprocessed-scan cache (default ``<run_dir>/../cache``).
+        max_steps: stop after this many optimiser steps; ``None``: a new run trains the configured
+            epochs, a resumed one keeps the limit it was started with (``run.json``); -1: no limit.
+        devices: CPU processes / GPUs; > 1 uses DDP (gloo on CPU).
+        strategy: Lightning strategy (default "ddp" when ``devices > 1``; "ddp_spawn" inside a test runner).
+        extra_callbacks: run before the control callback (tests use one to request a pause at a step).
+
+    Raises:
+        InputError: see ``lungcad.train.run_folder.start_mode``; bad initial weights.
+        KeyboardInterrupt: a second Ctrl-C (the first one pauses: status "interrupted").
+    """
+    run = Path(run_dir)
+    data_dirs = _as_paths(data_dir)
+    init = Path(init_from) if init_from is not None else None
+    mode = start_mode(run, resume, init)
+    notes: list[str] = []
+    if mode is not StartMode.NEW:
+        cfg = read_run_config(run)
+        data_dirs = data_dirs or [Path(d) for d in run_data_dirs(run)]
+    if mode is StartMode.RESTART:
+        notes.append(f"{run} has no last.ckpt yet (it ended before its first checkpoint): starting at step 0")
+    if (consumed := consume_command(run)) is not None:
+        notes.append(f"a pending {consumed.value!r} command in control.json was cleared")
+    seed_everything(cfg.train.seed, deterministic=cfg.train.deterministic)
+    steps = run_max_steps(run, max_steps, mode)
+    train_records, val_records = prepare_run(cfg, data_dirs, run, init, steps)
+    dm = CohortDataModule(
+        cfg, train_records, val_records, cache_dir or run.parent / "cache", show_progress=show_progress
+    )
+    module = _build_module(cfg, init)
+    state = _initial_state(run, cfg, mode)
+    parts = _build_callbacks(run, cfg, state, module, val_records, extra_callbacks or [], show_progress)
+    with quiet_third_party():
+        trainer = _build_trainer(
+            cfg,
+            run,
+            parts.all,
+            max_steps=steps,
+            devices=devices,
+            strategy=strategy,
+            logger=_logger(run, tracking_uri, use_mlflow),
+            show_progress=show_progress,
+        )
+        _run_trainer(trainer, module, dm, parts, run / LAST_CKPT if mode is StartMode.RESUME else None)
+    return TrainResult(run, parts.status.state, parts.best.path, notes)

@@ -10,18 +10,28 @@ from pathlib import Path
 from typing import Any
 
 STATUS_FILE = "status.json"
+LAST_CKPT = "last.ckpt"  # latest consistent checkpoint of a run folder
 
 
 @dataclass
 class TrainingState:
     """What a run is doing now. Written atomically to ``<run_dir>/status.json``.
 
-    ``status``: created | running | paused | stopped | finished | failed.
+    Attributes:
+        status: created | running | paused | stopped | interrupted | finished | failed.
+        epoch: 1-based number of the epoch being trained, or of the last one trained once the run ended
+            (0 before the first); the progress bar shows the same number ("Epoch 2/40").
+        total_epochs: the configured epochs (``train.epochs``); ``--max-steps`` may end the run earlier.
+        step: optimiser steps done; ``total_steps`` what the run will do (epochs or ``--max-steps``).
+        best_cpm, last_cpm: validation CPM, ``None`` (JSON null) while not measured (no validation CPM
+            ran yet, or the validation scans hold no nodule): never a placeholder number.
+        message: why the run is paused / stopped / interrupted, or the failure (``"failed"``) reason.
     """
 
     run_id: str
     status: str = "created"
     epoch: int = 0
+    total_epochs: int = 0
     step: int = 0
     total_steps: int = 0
     losses: dict[str, float] = field(default_factory=dict)
