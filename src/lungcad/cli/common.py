@@ -83,10 +83,21 @@ console = cast(Console, _LazyConsole(stderr=False))
 err_console = cast(Console, _LazyConsole(stderr=True))
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from lungcad import package_version
+
+        console.print(f"lungcad {package_version()}", highlight=False)
+        raise typer.Exit()
+
+
 def global_options(
     config: Path | None = typer.Option(None, "--config", help="user YAML merged over configs/default.yaml"),
-    log_json: bool = typer.Option(False, "--log-json", help="log JSON lines instead of console text"),
+    log_json: bool = typer.Option(False, "--log-json", help="log JSON lines (stage timings) on stderr"),
     log_level: str = typer.Option("WARNING", "--log-level", help="DEBUG, INFO, WARNING or ERROR"),
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="print the version and exit"
+    ),
 ) -> None:
     """The app's callback: configure logging and record the options for this invocation."""
     configure_logging(json=log_json, level=log_level)

@@ -10,6 +10,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from lungcad.cli.common import console, get_config, print_json
+from lungcad.log import timed_stage
 from lungcad.types import ScanResult
 
 
@@ -43,7 +44,11 @@ def detect(
     no_bf16: bool = typer.Option(False, "--no-bf16", help="run the network in fp32"),
     backend: str = typer.Option("torch", "--backend", help="torch, or onnx (ONNX Runtime, fp32)"),
     min_probability: float | None = typer.Option(
-        None, "--min-probability", help="show findings from this probability (default infer.report_threshold)"
+        None,
+        "--min-probability",
+        min=0.0,
+        max=1.0,
+        help="show findings from this probability, 0 to 1 (default infer.report_threshold)",
     ),
     as_json: bool = typer.Option(False, "--json", help="print result JSON instead of tables"),
 ) -> None:
@@ -52,7 +57,8 @@ def detect(
     from lungcad.infer.outputs import write_outputs
 
     cfg = get_config()
-    detector = Detector.load(model, bf16=not no_bf16, config=cfg, backend=backend)
+    with timed_stage("model_load", "lungcad.cli", backend=backend):
+        detector = Detector.load(model, bf16=not no_bf16, config=cfg, backend=backend)
     shown = cfg.infer.report_threshold if min_probability is None else min_probability
     results = []
     with Progress(disable=as_json or len(paths) == 1, console=console) as progress:
@@ -63,7 +69,8 @@ def detect(
             files = {}
             if out is not None:
                 target = out if len(paths) == 1 else out / (result.series_uid or path.stem)
-                files = write_outputs(result, run.volume, target, shown)
+                with timed_stage("write", "lungcad.cli"):
+                    files = write_outputs(result, run.volume, target, shown)
             results.append((path, result, files))
             progress.advance(task)
     if as_json:

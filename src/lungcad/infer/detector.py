@@ -26,6 +26,7 @@ from lungcad.infer.candidates import candidates_from_prediction
 from lungcad.infer.properties import headline_diameter, measure_nodule
 from lungcad.infer.sliding import VolumePrediction, predict_volume
 from lungcad.io import load_ct
+from lungcad.log import log_stage
 from lungcad.model.bundle import ModelBundle, load_bundle
 from lungcad.preprocess.pipeline import Preprocessed, preprocess_ct
 from lungcad.types import CTVolume, Finding, ScanResult
@@ -100,9 +101,11 @@ class Detector:
             else load_ct(source, series_uid, gap_factor=p.gap_factor, min_slices=p.min_slices)
         )
         timings["load"] = time.perf_counter() - t0
+        log_stage("load", timings["load"], "lungcad.infer", shape_zyx=list(volume.shape))
         t0 = time.perf_counter()
         pre = preprocess_ct(volume, p)
         timings["preprocess"] = time.perf_counter() - t0
+        log_stage("preprocess", timings["preprocess"], "lungcad.infer", **pre.timings_s)
         qa = pre.qa.to_dict()
         base = {
             "model_id": self.bundle.model_id,
@@ -125,9 +128,11 @@ class Detector:
         i = self.cfg.infer
         pred = predict_volume(self.predictor, pre.image, i.patch_size, i.overlap, i.blend, bf16=self.bf16)
         timings["network"] = time.perf_counter() - t0
+        log_stage("network", timings["network"], "lungcad.infer", shape_zyx=list(pre.image.shape))
         t0 = time.perf_counter()
         findings = self._findings(volume, pre, pred)
         timings["postprocess"] = time.perf_counter() - t0
+        log_stage("postprocess", timings["postprocess"], "lungcad.infer", findings=len(findings))
         timings["total"] = sum(timings.values())
         qa["status"] = "ok" if pre.qa.verdict.value != "fail" else "qa_warning"
         # worklist priority from the findings a reader is shown, not from every low-probability candidate

@@ -101,7 +101,13 @@ def load_bundle(path: str | Path | None = None) -> ModelBundle:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises several types for foreign or corrupt files
-        raise InputError(f"not a readable model file: {exc}", path=path, fix="re-export the model") from exc
+        # torch's own message is opaque ("101" for a text file: the first byte as a pickle opcode)
+        raise InputError(
+            f"{path.name} is not a lungcad model file (PyTorch cannot load it)",
+            path=path,
+            fix="pass a .pt model written by `lungcad export-model` (from a `lungcad train` checkpoint), "
+            "or leave out --model to use the shipped model",
+        ) from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise InputError(
             "not a lungcad model file", path=path, fix="use a file written by lungcad export-model"
