@@ -115,7 +115,9 @@ def main() -> int:
             "luna16_nodule_found": top is not None,
             "nodule_probability": None if top is None else round(top.probability, 3),
             "nodule_diameter_mm": None if top is None else top.diameter_mm,
-            "nodule_diameter_segmentation_mm": None if top is None else top.extra["diameter_segmentation_mm"],
+            "nodule_diameter_segmentation_mm": None
+            if top is None or top.diameters is None
+            else top.diameters.segmentation_mm,
             "luna16_diameter_mm": diameter,
             "false_positives_at_report_threshold": int(
                 sum(np.linalg.norm(np.subtract(f.center_xyz_mm, centre)) >= diameter / 2 for f in shown)

@@ -24,9 +24,24 @@ from typing import Any
 
 import numpy as np
 
+# The public result contract lives in lungcad.contracts (a leaf module, so it can be shared without
+# circular imports); it is re-exported here because every stage imports its vocabulary from lungcad.types.
+from lungcad.contracts import (  # noqa: F401 - re-exported
+    SCHEMA_VERSION,
+    CheckStatus,
+    DiameterEstimates,
+    DiameterSource,
+    Finding,
+    HUStats,
+    LungRads,
+    MaskRef,
+    QACheck,
+    QAReport,
+    ScanResult,
+    ScanStatus,
+    Texture,
+)
 from lungcad.errors import InputError
-
-SCHEMA_VERSION = "1.0"
 
 
 class BatchKey(StrEnum):
@@ -40,13 +55,6 @@ class BatchKey(StrEnum):
     CENTER_MASK = "center_mask"
     SCAN_ID = "scan_id"
     ORIGIN_VOXEL = "origin_voxel"
-
-
-class Texture(StrEnum):
-    SOLID = "solid"
-    PART_SOLID = "part-solid"
-    GROUND_GLASS = "ground-glass"
-    CALCIFIED = "calcified"
 
 
 @dataclass(frozen=True)
@@ -201,57 +209,6 @@ class CTVolume:
         return self.with_array(
             np.ascontiguousarray(self.hu[sl]), origin_xyz_mm=tuple(float(v) for v in new_origin)
         )
-
-
-@dataclass
-class Finding:
-    """A nodule, detected or annotated.
-
-    ``center_xyz_mm`` is in world millimetres (LUNA16 order); ``center_zyx_vox`` indexes the volume it was
-    found in.  ``probability`` is the detection score in [0, 1] (1.0 for ground truth).
-    """
-
-    center_xyz_mm: tuple[float, float, float]
-    diameter_mm: float
-    center_zyx_vox: tuple[float, float, float] | None = None
-    volume_mm3: float | None = None
-    probability: float = 1.0
-    texture: Texture | None = None
-    triage_probability: float | None = None
-    lung_rads: str | None = None
-    mask: np.ndarray | None = field(default=None, repr=False)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in dataclasses.asdict(self).items() if k != "mask"}
-        d["texture"] = self.texture.value if self.texture else None
-        return d
-
-
-@dataclass
-class ScanResult:
-    """Everything one scan produced: findings, QA, timings, provenance."""
-
-    series_uid: str
-    findings: list[Finding]
-    qa: dict[str, Any] = field(default_factory=dict)
-    timings_s: dict[str, float] = field(default_factory=dict)
-    model_id: str = ""
-    model_version: str = ""
-    config_hash: str = ""
-    schema_version: str = SCHEMA_VERSION
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema_version": self.schema_version,
-            "series_uid": self.series_uid,
-            "findings": [f.to_dict() for f in self.findings],
-            "qa": self.qa,
-            "timings_s": self.timings_s,
-            "model_id": self.model_id,
-            "model_version": self.model_version,
-            "config_hash": self.config_hash,
-        }
 
 
 def stable_hash(obj: Any) -> str:

@@ -154,4 +154,4 @@ def test_to_finding() -> None:
         30.0,
         "2",
     )
-    assert f.extra["n_readers"] == 3 and f.extra["actionable"] is True and f.triage_probability == 1.0
+    assert f.lung_rads is LungRads.C2 and f.triage_probability == 1.0  # actionable: triage 1

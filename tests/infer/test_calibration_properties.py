@@ -10,9 +10,9 @@ import torch
 
 from lungcad.config import load_config
 from lungcad.errors import InputError
-from lungcad.infer.calibration import Calibrator, expected_calibration_error, reliability_curve
 from lungcad.infer.properties import classify_texture, equivalent_diameter, headline_diameter, measure_nodule
 from lungcad.model.bundle import ModelBundle, load_bundle, save_bundle
+from lungcad.model.calibration import Calibrator, expected_calibration_error, reliability_curve
 from lungcad.model.unet import LungUNet
 from lungcad.types import Texture
 

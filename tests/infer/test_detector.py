@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pytest
 
@@ -12,13 +13,19 @@ from lungcad.cli import main
 from lungcad.config import load_config
 from lungcad.errors import InputError
 from lungcad.infer.detector import Detector
+from lungcad.infer.outputs import write_result_json
+from lungcad.infer.properties import equivalent_diameter
 from lungcad.io.image import save_volume
 from lungcad.model.bundle import ModelBundle, save_bundle
 from lungcad.model.unet import LungUNet
-from lungcad.types import CTVolume
+from lungcad.types import CheckStatus, CTVolume, DiameterSource, LungRads, ScanStatus, Texture
 from tests.conftest import REPO, make_phantom
 
 SLAB = REPO / "tests" / "data" / "lidc_slab_0001"
+
+
+def published_schema() -> dict:
+    return json.loads((REPO / "docs" / "schema" / "scan_result-2.0.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +54,24 @@ def test_detect_real_slab_end_to_end(tiny_model: Path, tmp_path: Path) -> None:
     r = run.result
     assert r.model_id == "tiny" and r.series_uid.endswith("603192")
     assert set(r.timings_s) >= {"load", "preprocess", "network", "postprocess", "total"}
-    assert r.qa["status"] in {"ok", "qa_warning"}  # a slab fails lung coverage: flagged, still analysed
+    # a slab fails lung coverage: flagged, still analysed
+    assert r.status in {ScanStatus.OK, ScanStatus.QA_WARNING} and r.reason is None
+    assert r.qa.get("lung_coverage").status is CheckStatus.FAIL and r.status is ScanStatus.QA_WARNING
+    assert isinstance(r.priority, LungRads)
     assert len(r.findings) <= det.cfg.infer.top_k
     for f in r.findings:
         assert 0.0 <= f.probability <= 1.0 and f.diameter_mm >= det.cfg.infer.min_diameter_mm
-        assert f.lung_rads is not None and f.texture is not None
+        assert isinstance(f.lung_rads, LungRads) and isinstance(f.texture, Texture)
+        assert f.diameters is not None and f.hu_stats is not None and f.raw_probability is not None
+        # diameter and volume describe the same estimate (issue 9 defect 10)
+        if f.diameters.source is DiameterSource.SEGMENTATION:
+            assert f.diameter_mm == f.diameters.segmentation_mm
+            assert equivalent_diameter(f.volume_mm3) == pytest.approx(f.diameter_mm, abs=0.02)
+        else:
+            assert f.diameter_mm == f.diameters.size_head_mm
+            assert f.volume_mm3 == pytest.approx(np.pi / 6 * f.diameter_mm**3, abs=0.05)
+        if f.mask is not None:
+            assert f.mask_ref is not None and f.mask.shape == f.mask_ref.shape_zyx
         # the voxel centre is in the original scan's grid
         np.testing.assert_allclose(run.volume.voxel_to_world(f.center_zyx_vox), f.center_xyz_mm, atol=1e-6)
 
@@ -61,8 +81,12 @@ def test_detect_cli_writes_outputs(
 ) -> None:
     code = main(["detect", str(SLAB), "--model", str(tiny_model), "--out", str(tmp_path / "o"), "--json"])
     assert code == 0
-    doc = json.loads(capsys.readouterr().out)
-    assert doc["schema_version"] == "1.0" and "findings" in doc
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)
+    jsonschema.validate(doc, published_schema())  # stdout is exactly a result document of schema 2.0
+    assert doc["schema_version"] == "2.0" and "findings" in doc and "outputs" not in doc
+    assert f"wrote result: {tmp_path / 'o' / 'result.json'}" in " ".join(captured.err.split())
+    assert json.loads((tmp_path / "o" / "result.json").read_text()) == doc
     assert (tmp_path / "o" / "result.json").exists() and (tmp_path / "o" / "candidates.csv").exists()
     rows = (tmp_path / "o" / "candidates.csv").read_text().splitlines()
     assert rows[0] == "seriesuid,coordX,coordY,coordZ,probability" and len(rows) == len(doc["findings"]) + 1
@@ -75,7 +99,9 @@ def test_detect_cli_writes_outputs(
 def test_no_lung_gives_qa_failed_result_not_a_crash(tiny_model: Path, tmp_path: Path) -> None:
     block = CTVolume(np.full((30, 64, 64), 40.0, dtype=np.float32), (2.0, 2.0, 2.0))  # solid tissue
     r = Detector.load(tiny_model).detect(block)
-    assert r.findings == [] and r.qa["status"] == "qa_failed" and "no lung" in r.qa["reason"]
+    assert r.findings == [] and r.status is ScanStatus.QA_FAILED and "no lung" in (r.reason or "")
+    assert r.priority is None and r.qa.get("lung_coverage").status is CheckStatus.FAIL
+    jsonschema.validate(r.to_dict(), published_schema())
 
 
 def test_volume_too_small(tiny_model: Path, tmp_path: Path) -> None:
@@ -95,14 +121,12 @@ def test_not_a_ct_and_missing_model(
     assert "model file not found" in capsys.readouterr().err
 
 
-def test_result_matches_published_schema(tiny_model: Path) -> None:
-    from lungcad.infer.schema import ScanResultModel, scan_result_schema
-
-    published = json.loads((REPO / "docs" / "schema" / "scan_result-1.0.json").read_text())
-    assert published == json.loads(json.dumps(scan_result_schema(), sort_keys=True))
-    r = Detector.load(tiny_model).detect(SLAB)
-    doc = json.loads(json.dumps(r.to_dict(), default=float))
-    ScanResultModel.model_validate(doc)  # raises on any field the schema does not describe
+def test_result_json_matches_published_schema(tiny_model: Path, tmp_path: Path) -> None:
+    run = Detector.load(tiny_model).run(SLAB)
+    path = write_result_json(run.result, tmp_path / "result.json")
+    doc = json.loads(path.read_text())
+    jsonschema.validate(doc, published_schema())
+    assert "mask" not in doc["findings"][0] and "mask_ref" in doc["findings"][0]  # arrays stay in memory
 
 
 @pytest.mark.slow

@@ -27,5 +27,5 @@ def test_shipped_model_finds_the_lidc_nodule_in_the_bundled_slab() -> None:
     assert hits, "the 23 mm LUNA16 nodule must be detected"
     best = max(hits, key=lambda f: f.probability)
     assert best.probability >= 0.5
-    assert abs(best.extra["diameter_segmentation_mm"] - diameter) / diameter < 0.2
+    assert abs(best.diameters.segmentation_mm - diameter) / diameter < 0.2
     assert abs(best.diameter_mm - diameter) / diameter < 0.2  # the reported (headline) diameter

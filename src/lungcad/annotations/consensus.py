@@ -98,7 +98,8 @@ class ConsensusNodule:
         return len(self.reader_ids)
 
     def to_finding(self) -> Finding:
-        """The nodule as a ``Finding`` (ground truth: probability 1; mask left out, it lives in ``mask``)."""
+        """The nodule as a ``Finding`` (ground truth: probability 1; mask left out, it lives in ``mask``;
+        readers, characteristics and the other reading facts stay on this record)."""
         return Finding(
             center_xyz_mm=self.center_xyz_mm,
             diameter_mm=self.diameter_mm if self.diameter_mm is not None else 0.0,
@@ -107,16 +108,7 @@ class ConsensusNodule:
             probability=1.0,
             texture=self.texture,
             triage_probability=1.0 if self.actionable else 0.0,
-            lung_rads=self.lung_rads.value,
-            extra={
-                "n_readers": self.n_readers,
-                "reader_ids": list(self.reader_ids),
-                "characteristics": dict(self.characteristics),
-                "actionable": self.actionable,
-                "truncated": self.truncated,
-                "fraction_inside": self.fraction_inside,
-                "below_3mm": self.diameter_mm is None,
-            },
+            lung_rads=self.lung_rads,
         )
 
 

@@ -31,28 +31,9 @@ LIDC characteristics -> texture (Armato et al., Med Phys 38:915, 2011, LIDC rati
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from enum import StrEnum
 
 from lungcad.errors import InputError
-from lungcad.types import Texture
-
-
-class LungRads(StrEnum):
-    """Lung-RADS v2022 category; ``rank`` orders them for triage (higher = more urgent)."""
-
-    C1 = "1"
-    C2 = "2"
-    C3 = "3"
-    C4A = "4A"
-    C4B = "4B"
-    C4X = "4X"
-
-    @property
-    def rank(self) -> int:
-        return _ORDER.index(self)
-
-
-_ORDER = (LungRads.C1, LungRads.C2, LungRads.C3, LungRads.C4A, LungRads.C4B, LungRads.C4X)
+from lungcad.types import LungRads, Texture  # LungRads is defined in lungcad.contracts
 
 BENIGN_CALCIFICATION = frozenset({1, 2, 3, 5})
 MALIGNANCY_ACTIONABLE = 4.0

@@ -9,16 +9,16 @@ from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
-from lungcad.cli.common import console, get_config, print_json
+from lungcad.cli.common import console, err_console, get_config, print_json
 from lungcad.log import timed_stage
-from lungcad.types import ScanResult
+from lungcad.types import CheckStatus, ScanResult, ScanStatus
 
 
 def _findings_table(result: ScanResult, min_probability: float) -> Table:
     shown = [f for f in result.findings if f.probability >= min_probability]
     table = Table(
         title=f"{len(shown)} nodule(s) with p >= {min_probability:g} ({len(result.findings)} candidates in "
-        f"result.json) - scan priority Lung-RADS {result.qa.get('priority', '-')}"
+        f"result.json) - scan priority Lung-RADS {result.priority or '-'}"
     )
     for col in ("#", "x, y, z (mm)", "diameter", "volume", "type", "Lung-RADS", "p(nodule)", "p(actionable)"):
         table.add_column(col)
@@ -29,7 +29,7 @@ def _findings_table(result: ScanResult, min_probability: float) -> Table:
             f"{f.diameter_mm:.1f} mm",
             f"{f.volume_mm3 or 0:.0f} mm3",
             f.texture.value if f.texture else "-",
-            f.lung_rads or "-",
+            f.lung_rads.value if f.lung_rads else "-",
             f"{f.probability:.2f}",
             f"{f.triage_probability or 0:.2f}",
         )
@@ -39,7 +39,9 @@ def _findings_table(result: ScanResult, min_probability: float) -> Table:
 def detect(
     paths: list[Path] = typer.Argument(..., help="DICOM folder(s), .mhd or .nii.gz file(s)"),
     out: Path | None = typer.Option(None, "--out", help="output folder (one sub-folder per scan if several)"),
-    model: Path | None = typer.Option(None, "--model", help="model file (default models/lungcad-default.pt)"),
+    model: Path | None = typer.Option(
+        None, "--model", help="model file (default: $LUNGCAD_MODEL, infer.model_file, or the shipped model)"
+    ),
     series: str | None = typer.Option(None, "--series", help="SeriesInstanceUID when a folder holds several"),
     no_bf16: bool = typer.Option(False, "--no-bf16", help="run the network in fp32"),
     backend: str = typer.Option("torch", "--backend", help="torch, or onnx (ONNX Runtime, fp32)"),
@@ -50,7 +52,9 @@ def detect(
         max=1.0,
         help="show findings from this probability, 0 to 1 (default infer.report_threshold)",
     ),
-    as_json: bool = typer.Option(False, "--json", help="print result JSON instead of tables"),
+    as_json: bool = typer.Option(
+        False, "--json", help="print the result JSON (schema 2.0) instead of tables; written files on stderr"
+    ),
 ) -> None:
     """Detect lung nodules: findings table, result.json, LUNA16 CSV rows and key images per nodule."""
     from lungcad.infer.detector import Detector
@@ -74,17 +78,21 @@ def detect(
             results.append((path, result, files))
             progress.advance(task)
     if as_json:
-        docs = [r.to_dict() | {"outputs": f} for _, r, f in results]
+        # stdout is exactly the result document(s) of docs/schema/scan_result-<version>.json (one object,
+        # or an array of them for several scans); the files written go to stderr
+        for _, _, files in results:
+            for key, value in files.items():
+                err_console.print(f"wrote {key}: {escape(value)}", highlight=False, soft_wrap=True)
+        docs = [r.to_dict() for _, r, _ in results]
         print_json(docs[0] if len(docs) == 1 else docs)
         return
     for path, result, files in results:
         console.print(f"[bold]{escape(str(path))}[/] series {result.series_uid}")
-        status = result.qa.get("status")
-        if status == "qa_failed":
-            console.print(f"[red]QA failed:[/] {escape(result.qa.get('reason', ''))} - no detection was run")
+        if result.status is ScanStatus.QA_FAILED:
+            console.print(f"[red]QA failed:[/] {escape(result.reason or '')} - no detection was run")
         else:
-            if status == "qa_warning":
-                failed = [c["name"] for c in result.qa["checks"] if c["status"] == "fail"]
+            if result.status is ScanStatus.QA_WARNING:
+                failed = [c.name for c in result.qa.checks if c.status is CheckStatus.FAIL]
                 console.print(f"[yellow]QA failed checks: {', '.join(failed)} - read findings with care[/]")
             console.print(_findings_table(result, shown))
         t = result.timings_s

@@ -11,9 +11,9 @@ from lungcad.data.cohort import load_split, read_cohort, read_cohorts, run_data_
 from lungcad.data.records import ScanRecord
 from lungcad.evaluate.metrics import FindingStatus, match_findings
 from lungcad.evaluate.runner import ScanEvaluation, run_detector
-from lungcad.infer.calibration import Calibrator, expected_calibration_error
 from lungcad.infer.detector import Detector
 from lungcad.model.bundle import ModelBundle
+from lungcad.model.calibration import Calibrator, expected_calibration_error
 
 
 def calibration_samples(evals: list[ScanEvaluation]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -27,11 +27,11 @@ def calibration_samples(evals: list[ScanEvaluation]) -> dict[str, tuple[np.ndarr
         )
         for f, status in zip(m.findings, m.status, strict=True):
             if status is not FindingStatus.IGNORED:
-                det_p.append(f.extra["raw_probability"])
+                det_p.append(f.raw_probability)
                 det_y.append(int(status is not FindingStatus.FALSE_POSITIVE))
         for gt, j in zip(m.gt, m.gt_match, strict=True):
             if j is not None:
-                tri_p.append(m.findings[j].extra["raw_triage_probability"])
+                tri_p.append(m.findings[j].raw_triage_probability)
                 tri_y.append(int(gt.actionable))
     return {
         "detection": (np.asarray(det_p), np.asarray(det_y)),

@@ -46,7 +46,7 @@ from lungcad.evaluate.metrics import (
     roc_auc,
     size_band,
 )
-from lungcad.infer.calibration import expected_calibration_error, reliability_curve
+from lungcad.model.calibration import expected_calibration_error, reliability_curve
 from lungcad.types import Texture
 
 UNKNOWN_TEXTURE = "unknown"
@@ -242,7 +242,7 @@ def dice_stats(segmentations: Sequence[tuple[BoxMask, BoxMask]]) -> DiceStats:
 
 
 def reliability(probs: Sequence[float], labels: Sequence[bool], n_bins: int = 10) -> Reliability:
-    """ECE and reliability-diagram bins (``infer.calibration``); an empty input gives ``ece=None``."""
+    """ECE and reliability-diagram bins (``model.calibration``); an empty input gives ``ece=None``."""
     p = np.asarray(probs, dtype=np.float64)
     y = np.asarray(labels, dtype=np.float64)
     if p.shape != y.shape:

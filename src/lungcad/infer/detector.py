@@ -6,7 +6,7 @@ Stages (each timed in ``ScanResult.timings_s``): load -> preprocess (lung mask, 
 -> filters (minimum size, duplicates).
 
 A scan the pipeline cannot analyse does not crash and does not return a silent empty list: a scan with
-no lung in it returns ``status="qa_failed"`` with the QA report saying why; unusable input raises
+no lung in it returns ``status=qa_failed`` with ``reason`` saying why; unusable input raises
 ``InputError`` (CLI exit code 2).
 """
 
@@ -23,13 +23,22 @@ from lungcad.annotations.lungrads import lung_rads_category, scan_priority
 from lungcad.config import LungcadConfig
 from lungcad.errors import InputError
 from lungcad.infer.candidates import candidates_from_prediction
-from lungcad.infer.properties import headline_diameter, measure_nodule
+from lungcad.infer.properties import headline_size, measure_nodule
 from lungcad.infer.sliding import VolumePrediction, predict_volume
 from lungcad.io import load_ct
 from lungcad.log import log_stage
-from lungcad.model.bundle import ModelBundle, load_bundle
+from lungcad.model.bundle import ModelBundle, default_model_path, load_bundle
 from lungcad.preprocess.pipeline import Preprocessed, preprocess_ct
-from lungcad.types import CTVolume, Finding, ScanResult
+from lungcad.types import (
+    CheckStatus,
+    CTVolume,
+    DiameterEstimates,
+    Finding,
+    HUStats,
+    MaskRef,
+    ScanResult,
+    ScanStatus,
+)
 
 MIN_SIDE_VOXELS = 16  # a 16 mm cube at 1 mm: below this there is no lung to search
 LUNG_MARGIN_MM = 5.0  # juxtapleural nodules sit on the mask boundary: accept peaks this far outside
@@ -85,8 +94,14 @@ class Detector:
         self.bf16 = bf16
 
     @classmethod
-    def load(cls, path: str | Path | None = None, **kwargs: object) -> Detector:
-        return cls(load_bundle(path), **kwargs)  # type: ignore[arg-type]
+    def load(
+        cls, path: str | Path | None = None, *, config: LungcadConfig | None = None, **kwargs: object
+    ) -> Detector:
+        """A detector around the model file at ``path``; ``None``: ``default_model_path`` (``$LUNGCAD_MODEL``,
+        else ``config``'s ``infer.model_file``, else the shipped model)."""
+        if path is None:
+            path = default_model_path(config.infer.model_file if config is not None else None)
+        return cls(load_bundle(path), config=config, **kwargs)  # type: ignore[arg-type]
 
     def detect(self, source: str | Path | CTVolume, series_uid: str | None = None) -> ScanResult:
         return self.run(source, series_uid).result
@@ -106,16 +121,21 @@ class Detector:
         pre = preprocess_ct(volume, p)
         timings["preprocess"] = time.perf_counter() - t0
         log_stage("preprocess", timings["preprocess"], "lungcad.infer", **pre.timings_s)
-        qa = pre.qa.to_dict()
         base = {
             "model_id": self.bundle.model_id,
             "model_version": self.bundle.model_version,
             "config_hash": self.bundle.config_hash,
         }
         if not pre.lung_mask.any():
-            qa["status"] = "qa_failed"
-            qa["reason"] = "no lung found in the scan (not a chest CT, or the lungs are outside the volume)"
-            result = ScanResult(volume.metadata.series_uid, [], qa=qa, timings_s=timings, **base)
+            result = ScanResult(
+                volume.metadata.series_uid,
+                [],
+                status=ScanStatus.QA_FAILED,
+                qa=pre.qa,
+                reason="no lung found in the scan (not a chest CT, or the lungs are outside the volume)",
+                timings_s=timings,
+                **base,
+            )
             return DetectionOutput(result, volume, pre, None)
         if min(pre.image.shape) < MIN_SIDE_VOXELS:
             raise InputError(
@@ -134,11 +154,17 @@ class Detector:
         timings["postprocess"] = time.perf_counter() - t0
         log_stage("postprocess", timings["postprocess"], "lungcad.infer", findings=len(findings))
         timings["total"] = sum(timings.values())
-        qa["status"] = "ok" if pre.qa.verdict.value != "fail" else "qa_warning"
         # worklist priority from the findings a reader is shown, not from every low-probability candidate
         reported = [f.lung_rads for f in findings if f.lung_rads and f.probability >= i.report_threshold]
-        qa["priority"] = scan_priority(reported).value
-        result = ScanResult(volume.metadata.series_uid, findings, qa=qa, timings_s=timings, **base)
+        result = ScanResult(
+            volume.metadata.series_uid,
+            findings,
+            status=ScanStatus.OK if pre.qa.verdict is not CheckStatus.FAIL else ScanStatus.QA_WARNING,
+            qa=pre.qa,
+            priority=scan_priority(reported),
+            timings_s=timings,
+            **base,
+        )
         return DetectionOutput(result, volume, pre, pred)
 
     def _findings(self, volume: CTVolume, pre: Preprocessed, pred: VolumePrediction) -> list[Finding]:
@@ -157,35 +183,36 @@ class Detector:
         det_cal, tri_cal = self.bundle.detection_calibrator, self.bundle.triage_calibrator
         for f in candidates:
             m = measure_nodule(pred.segmentation, pre.volume.hu, np.asarray(f.center_zyx_vox), f.diameter_mm)
-            if f.diameter_mm < i.min_diameter_mm:
+            size = headline_size(f.diameter_mm, m)
+            # The minimum size applies to the diameter the finding reports: filtering on the size head's
+            # estimate let a 2.4 mm headline (segmentation) through when the size head said 3.5 mm.
+            if size.diameter_mm < i.min_diameter_mm:
                 continue
-            diameter, source = headline_diameter(f.diameter_mm, m.diameter_mm)
-            category = lung_rads_category(diameter, m.texture, m.solid_diameter_mm or None)
+            category = lung_rads_category(size.diameter_mm, m.texture, m.solid_diameter_mm or None)
             out.append(
                 Finding(
                     center_xyz_mm=f.center_xyz_mm,
                     center_zyx_vox=tuple(float(v) for v in volume.world_to_voxel(f.center_xyz_mm)),
-                    diameter_mm=round(diameter, 2),
-                    volume_mm3=round(m.volume_mm3, 1),
+                    diameter_mm=size.diameter_mm,
+                    volume_mm3=size.volume_mm3,
                     probability=float(det_cal(f.probability)),
                     texture=m.texture,
                     triage_probability=float(tri_cal(f.triage_probability or 0.0)),
-                    lung_rads=category.value,
+                    lung_rads=category,
+                    raw_probability=round(f.probability, 5),
+                    raw_triage_probability=round(f.triage_probability or 0.0, 5),
+                    diameters=DiameterEstimates(
+                        source=size.source,
+                        size_head_mm=round(f.diameter_mm, 2),
+                        segmentation_mm=None if m.diameter_mm is None else round(m.diameter_mm, 2),
+                    ),
+                    hu_stats=HUStats(mean_hu=round(m.mean_hu, 1), max_hu=round(m.max_hu, 1)),
+                    solid_component_mm=round(m.solid_diameter_mm, 2),
+                    mask_ref=None
+                    if m.mask_box is None
+                    else MaskRef(m.mask_box[0], tuple(int(n) for n in m.mask_box[1].shape)),  # type: ignore[arg-type]
+                    center_zyx_preprocessed=tuple(round(float(v), 2) for v in f.center_zyx_vox),  # type: ignore[arg-type]
                     mask=m.mask_box[1] if m.mask_box else None,
-                    extra={
-                        "raw_probability": round(f.probability, 5),
-                        "raw_triage_probability": round(f.triage_probability or 0.0, 5),
-                        "diameter_source": source,
-                        "diameter_size_head_mm": round(f.diameter_mm, 2),
-                        "diameter_segmentation_mm": None
-                        if m.diameter_mm is None
-                        else round(m.diameter_mm, 2),
-                        "mean_hu": round(m.mean_hu, 1),
-                        "max_hu": round(m.max_hu, 1),
-                        "solid_component_mm": round(m.solid_diameter_mm, 2),
-                        "mask_offset_zyx": list(m.mask_box[0]) if m.mask_box else None,
-                        "center_zyx_preprocessed": [round(v, 2) for v in f.center_zyx_vox],
-                    },
                 )
             )
         return out

@@ -1,58 +1,70 @@
-"""The public, versioned JSON Schema of ``ScanResult`` (``result.json``), as pydantic models.
+"""The public, versioned JSON Schema of ``result.json``, generated from the ``ScanResult`` dataclasses.
 
-The service's response models reuse these.  ``docs/schema/scan_result-<version>.json`` is the published
-copy; a test checks it equals ``scan_result_schema()`` so the two never drift.  Bump ``SCHEMA_VERSION`` in
-``lungcad.types`` for any incompatible change.
+There is one definition: the dataclasses of ``lungcad.contracts``.  ``ScanResult.to_dict`` serialises through
+the same pydantic adapter whose serialisation schema this module publishes, so the written document and
+the schema cannot disagree.  ``docs/schema/scan_result-<version>.json`` is the published copy (older
+versions stay beside it as history); a test checks it equals ``scan_result_schema()``.
+
+Regenerate after a change to the contract (and bump ``SCHEMA_VERSION`` in ``lungcad.contracts`` for any
+incompatible one, with a note in ``docs/schema/MIGRATION.md``)::
+
+    python -m lungcad.infer.schema docs/schema          # writes docs/schema/scan_result-<version>.json
+    python -m lungcad.infer.schema --check docs/schema  # exit 1 when the published file is stale
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from lungcad.contracts import SCHEMA_VERSION, scan_result_adapter
 
-from lungcad.types import SCHEMA_VERSION
-
-
-class FindingModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    center_xyz_mm: tuple[float, float, float] = Field(description="world centre, LPS mm (LUNA16 order)")
-    center_zyx_vox: tuple[float, float, float] | None = Field(description="voxel index in the input scan")
-    diameter_mm: float = Field(
-        ge=0,
-        description=(
-            "nodule diameter, mm: volume-equivalent diameter of the segmentation, or the size head's "
-            "estimate (extra.diameter_source says which)"
-        ),
-    )
-    volume_mm3: float | None = Field(ge=0, description="segmented volume, mm^3")
-    probability: float = Field(ge=0, le=1, description="calibrated probability of a nodule")
-    texture: Literal["solid", "part-solid", "ground-glass", "calcified"] | None
-    triage_probability: float | None = Field(ge=0, le=1, description="calibrated p(actionable)")
-    lung_rads: Literal["1", "2", "3", "4A", "4B", "4X"] | None = Field(description="Lung-RADS v2022 category")
-    extra: dict[str, Any] = Field(
-        description="diameter source and both estimates, HU statistics, raw scores, mask box"
-    )
-
-
-class ScanResultModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    schema_version: Literal["1.0"] = SCHEMA_VERSION
-    series_uid: str
-    findings: list[FindingModel]
-    qa: dict[str, Any] = Field(
-        description="QA verdict, checks, status (ok | qa_warning | qa_failed), priority"
-    )
-    timings_s: dict[str, float]
-    model_id: str
-    model_version: str
-    config_hash: str
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
 def scan_result_schema() -> dict[str, Any]:
-    schema = ScanResultModel.model_json_schema()
-    schema["$id"] = f"urn:lungcad:schema:scan_result:{SCHEMA_VERSION}"
-    schema["title"] = f"lungcad ScanResult {SCHEMA_VERSION}"
-    return schema
+    """The JSON Schema (draft 2020-12) of one ``result.json`` document (``ScanResult.to_dict()``)."""
+    schema = scan_result_adapter().json_schema(mode="serialization")
+    return {
+        "$schema": JSON_SCHEMA_DIALECT,
+        "$id": f"urn:lungcad:schema:scan_result:{SCHEMA_VERSION}",
+        **schema,
+        "title": f"lungcad ScanResult {SCHEMA_VERSION}",
+    }
+
+
+def schema_text() -> str:
+    """The published file's exact text: sorted keys, two-space indent, final newline."""
+    return json.dumps(scan_result_schema(), indent=2, sort_keys=True) + "\n"
+
+
+def schema_path(folder: str | Path) -> Path:
+    return Path(folder) / f"scan_result-{SCHEMA_VERSION}.json"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m lungcad.infer.schema", description="write or check the published result schema"
+    )
+    parser.add_argument("folder", type=Path, help="folder of the published schemas (docs/schema)")
+    parser.add_argument("--check", action="store_true", help="only compare; exit 1 when stale")
+    args = parser.parse_args(argv)
+    path = schema_path(args.folder)
+    if args.check:
+        current = path.read_text() if path.is_file() else None
+        if current != schema_text():
+            print(f"{path} is stale: run python -m lungcad.infer.schema {args.folder}", file=sys.stderr)
+            return 1
+        print(f"{path} is up to date")
+        return 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(schema_text())
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -17,6 +17,7 @@ import json
 import os
 import tempfile
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +25,13 @@ import torch
 
 from lungcad.config import LungcadConfig
 from lungcad.errors import InputError
-from lungcad.infer.calibration import Calibrator
+from lungcad.model.calibration import Calibrator
 from lungcad.model.unet import LungUNet
 
 FORMAT = "lungcad-model"
 FORMAT_VERSION = 1
-REPO_MODELS = Path(__file__).resolve().parents[3] / "models"
-DEFAULT_MODEL_NAME = "lungcad-default.pt"
+DEFAULT_MODEL_NAME = "lungcad-default.pt"  # package data: lungcad/models/ (pyproject package-data)
+MODEL_ENV = "LUNGCAD_MODEL"
 
 
 @dataclass
@@ -45,10 +46,22 @@ class ModelBundle:
     card: dict[str, Any] = field(default_factory=dict)
 
 
-def default_model_path() -> Path:
-    """``$LUNGCAD_MODEL`` if set, else ``models/lungcad-default.pt`` of the source tree."""
-    env = os.environ.get("LUNGCAD_MODEL")
-    return Path(env) if env else REPO_MODELS / DEFAULT_MODEL_NAME
+def shipped_model_path() -> Path:
+    """The model file shipped inside the installed package (``lungcad/models/lungcad-default.pt``).
+
+    Found through the package's resources, so it is the same file in a source checkout, an editable
+    install and a wheel installed into site-packages.
+    """
+    return Path(str(resources.files("lungcad") / "models" / DEFAULT_MODEL_NAME))
+
+
+def default_model_path(configured: str | Path | None = None) -> Path:
+    """The model used when none is named: ``$LUNGCAD_MODEL`` if set, else ``configured`` (the
+    ``infer.model_file`` configuration key), else ``shipped_model_path()``."""
+    env = os.environ.get(MODEL_ENV)
+    if env:
+        return Path(env)
+    return Path(configured) if configured else shipped_model_path()
 
 
 def _plain(value: Any) -> Any:
@@ -59,8 +72,14 @@ def _plain(value: Any) -> Any:
 
 
 def save_bundle(bundle: ModelBundle, path: str | Path) -> Path:
-    """Write atomically (temp file + rename)."""
+    """Write atomically (temp file + rename).
+
+    A symbolic link is written through, not replaced: ``models/lungcad-default.pt`` of a source checkout
+    links to the packaged file, which is the one a release must carry.
+    """
     path = Path(path)
+    if path.is_symlink():
+        path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT,

@@ -6,16 +6,13 @@ The verdict is the worst status.  Thresholds are documented beside each check.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from enum import StrEnum
-from typing import Any
-
 import numpy as np
 from scipy import ndimage
 
 from lungcad.config import PreprocessConfig
 from lungcad.preprocess.lung_mask import LungMask
-from lungcad.types import CTVolume
+from lungcad.types import CheckStatus as Status  # the QA types live in lungcad.contracts
+from lungcad.types import CTVolume, QACheck, QAReport
 
 METAL_HU = 2500.0  # above cortical bone (<~1900 HU) and iodine contrast: metal or beam hardening
 METAL_WARN_ML = 0.1
@@ -23,64 +20,6 @@ TRUNCATION_WARN_FRACTION = 0.01  # of in-plane border pixels covered by the body
 LUNG_CUT_WARN = 0.05  # lung area on an end slice relative to the largest slice area
 LUNG_CUT_FAIL = 0.25
 NOISE_WARN_HU = 60.0
-
-
-class Status(StrEnum):
-    PASS = "pass"
-    WARN = "warn"
-    FAIL = "fail"
-
-
-_RANK = {Status.PASS: 0, Status.WARN: 1, Status.FAIL: 2}
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars and arrays (also inside lists, tuples, dicts) as plain Python values.
-
-    A check's value is printed and serialised: ``np.float64(0.976)`` would show as that repr in the QA
-    table (and inside lists ``str`` shows reprs); ``0.976`` is what a reader should see.
-    """
-    if isinstance(value, np.generic | np.ndarray):
-        return value.tolist()
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
-@dataclass(frozen=True)
-class QACheck:
-    name: str
-    status: Status
-    value: Any  # plain Python (int, float, str, None, or lists / dicts of them): see ``_plain``
-    message: str
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "value", _plain(self.value))
-
-
-@dataclass
-class QAReport:
-    checks: list[QACheck] = field(default_factory=list)
-
-    @property
-    def verdict(self) -> Status:
-        if not self.checks:
-            return Status.PASS
-        return max((c.status for c in self.checks), key=_RANK.__getitem__)
-
-    def get(self, name: str) -> QACheck:
-        for c in self.checks:
-            if c.name == name:
-                return c
-        raise KeyError(name)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "verdict": self.verdict.value,
-            "checks": [asdict(c) | {"status": c.status.value} for c in self.checks],
-        }
 
 
 def robust_noise_std(hu: np.ndarray, region: np.ndarray) -> float | None:
