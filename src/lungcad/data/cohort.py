@@ -139,19 +139,37 @@ def read_lidc_cohort(root: Path, min_readers: int = 3) -> list[ScanRecord]:
     return records
 
 
+def _refuse_unfinished_synth(root: Path) -> None:
+    """A ``lungcad synth`` folder without its manifest (written last) is an interrupted run, not a cohort.
+
+    Without this check its DICOM series with their LIDC XML would be read as an LIDC cohort of whatever
+    scans happened to be finished.  Signs of a synth run: its marker ``synth-incomplete.json`` (the name
+    ``lungcad.synth.cohort.PARTIAL``) or per-scan ``scans/*/scan.json`` entries.
+    """
+    if (root / "synth-incomplete.json").exists() or any(root.glob("scans/*/scan.json")):
+        raise InputError(
+            "incomplete synthetic cohort: `lungcad synth` did not finish writing it (no manifest.json)",
+            path=root,
+            fix="rerun the same `lungcad synth --out` command: it resumes from the finished scans "
+            "(or pass --overwrite to start over)",
+        )
+
+
 def read_cohort(path: str | Path, *, evaluation: bool = False) -> list[ScanRecord]:
     """Detect the cohort layout of ``path`` and read it.
 
     ``evaluation=True`` gives the LUNA16 view of a synthetic cohort (``read_synthetic_cohort``).
 
     Raises:
-        InputError: the folder does not exist or holds no recognisable cohort.
+        InputError: the folder does not exist, holds no recognisable cohort, or is an unfinished synth run.
     """
     root = Path(path)
     if not root.is_dir():
         raise InputError(
             "cohort folder does not exist", path=root, fix="pass a folder made by `lungcad synth`"
         )
+    if not (root / MANIFEST).exists():
+        _refuse_unfinished_synth(root)
     if (root / MANIFEST).exists():
         records = read_synthetic_cohort(root, accepted_only=evaluation)
     elif (root / "annotations.csv").exists():

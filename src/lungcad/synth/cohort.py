@@ -2,7 +2,8 @@
 
 Layout of ``out_dir`` (paths in ``manifest.json`` are relative to it)::
 
-    manifest.json                 parameters, per-scan entries, SHA-256 of every file
+    manifest.json                 parameters, per-scan entries, SHA-256 of every file (written last)
+    synth-incomplete.json         only while the run is unfinished: the settings it was started with
     annotations.csv               LUNA16 nodules (>= 3 mm, contoured by >= reader_agreement_min readers)
     annotations_excluded.csv      LUNA16 irrelevant findings (other lesions; marked scars with d = -1)
     seriesuids.csv                one SeriesInstanceUID per scan
@@ -15,6 +16,14 @@ Layout of ``out_dir`` (paths in ``manifest.json`` are relative to it)::
 Each scan is generated and written by a worker process and only its small manifest entry comes back, so
 memory stays at one scan per worker.  The same
 ``(cfg, index)`` gives the same bytes whatever the number of workers (see ``scan.generate_scan``).
+
+Completion: a cohort is complete exactly when ``manifest.json`` exists; it is written last, atomically
+(temporary file + rename), and cohort readers refuse a folder without it.  While the run is going,
+``synth-incomplete.json`` records its settings and each finished scan has its ``scan.json`` (also written
+last, atomically).  Rerunning the same command after an interruption (Ctrl-C, a crash, a full disk)
+resumes: a scan whose ``scan.json`` is there and whose files still match their SHA-256 is kept, the others
+are generated again; since scan ``i`` depends only on ``(cfg, i)`` the result is byte-identical to an
+uninterrupted run.  Different settings start the unfinished folder over.
 """
 
 from __future__ import annotations
@@ -22,6 +31,9 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
+import shutil
+import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Literal
@@ -35,11 +47,14 @@ from lungcad.config import SynthConfig
 from lungcad.errors import InputError
 from lungcad.io.dicom_write import ScannerSettings, SeriesIdentity, write_ct_series
 from lungcad.io.image import save_volume
+from lungcad.log import get_logger, log_stage
 from lungcad.synth.scan import GENERATOR_VERSION, SynthScan, generate_scan
 
 Format = Literal["dicom", "mhd", "both"]
 FORMATS: tuple[str, ...] = ("dicom", "mhd", "both")
 MANIFEST = "manifest.json"
+# The marker of an unfinished run (``lungcad.data.cohort`` refuses a folder holding it without a manifest).
+PARTIAL = "synth-incomplete.json"
 
 
 def sha256_file(path: Path) -> str:
@@ -59,7 +74,9 @@ def _write_json(path: Path, obj: Any) -> None:
 def write_scan(scan: SynthScan, out_dir: Path, fmt: Format) -> dict[str, Any]:
     """Write one scan's files below ``out_dir`` and return its manifest entry (paths relative to it)."""
     folder = out_dir / "scans" / scan.scan_id
-    folder.mkdir(parents=True, exist_ok=True)
+    if folder.exists():  # an unfinished or overwritten earlier attempt: no stale file may enter the hashes
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
     uid = scan.series_uid
     entry: dict[str, Any] = {
         "index": scan.index,
@@ -115,8 +132,10 @@ def write_scan(scan: SynthScan, out_dir: Path, fmt: Format) -> dict[str, Any]:
 
 
 def _worker(cfg_json: str, index: int, out_dir: str, fmt: Format) -> dict[str, Any]:
+    start = time.perf_counter()
     cfg = SynthConfig.model_validate_json(cfg_json)
-    return write_scan(generate_scan(cfg, index), Path(out_dir), fmt)
+    entry = write_scan(generate_scan(cfg, index), Path(out_dir), fmt)
+    return entry | {"_seconds": time.perf_counter() - start}
 
 
 def generate_cohort(
@@ -133,11 +152,13 @@ def generate_cohort(
         cfg: synthesis settings.
         out_dir: output folder (created).
         fmt: ``dicom``, ``mhd`` or ``both`` (default ``cfg.output_format``).
-        overwrite: allow writing into a folder that already holds a cohort manifest.
+        overwrite: allow writing into a folder that already holds a complete cohort (its manifest is
+            removed first, so an interrupted overwrite is never mistaken for the old cohort).
         progress: show a progress bar (rich) on stderr.
 
     Returns:
-        The manifest (also written to ``out_dir/manifest.json``).
+        The manifest (also written to ``out_dir/manifest.json``, last).  An unfinished earlier run into
+        ``out_dir`` with the same settings is resumed (module docstring).
 
     Raises:
         InputError: unknown format, or ``out_dir`` already holds a cohort and ``overwrite`` is false.
@@ -153,29 +174,75 @@ def generate_cohort(
             fix="choose an empty folder or pass --overwrite",
         )
     out.mkdir(parents=True, exist_ok=True)
-    entries: list[dict[str, Any]] = []
-    indices = list(range(cfg.n_scans))
-    if cfg.workers == 1 or len(indices) == 1:
-        with _progress(progress) as bar:
-            task = bar.add_task("synthesising scans", total=len(indices))
-            for i in indices:
-                entries.append(write_scan(generate_scan(cfg, i), out, fmt))
-                bar.advance(task)
-    else:
-        # Workers are forked (POSIX) before the progress bar starts its refresh thread, so no lock of a
-        # live thread is copied into them; elsewhere they are spawned (the caller then needs the usual
-        # ``if __name__ == "__main__"`` guard).
-        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        ctx = multiprocessing.get_context(method)
-        with ProcessPoolExecutor(max_workers=min(cfg.workers, len(indices)), mp_context=ctx) as pool:
-            futures = [pool.submit(_worker, cfg.model_dump_json(), i, str(out), fmt) for i in indices]
-            with _progress(progress) as bar:
-                task = bar.add_task("synthesising scans", total=len(indices))
-                for fut in as_completed(futures):
-                    entries.append(fut.result())
-                    bar.advance(task)
+    settings = {"format": fmt, "generator_version": GENERATOR_VERSION, "generation": cfg.generation_dict()}
+    done = _resumable_entries(out, settings) if not overwrite else {}
+    _write_json(out / PARTIAL, settings)  # first: from here on the folder reads as unfinished
+    (out / MANIFEST).unlink(missing_ok=True)
+    entries: list[dict[str, Any]] = [done[i] for i in sorted(done) if i < cfg.n_scans]
+    indices = [i for i in range(cfg.n_scans) if i not in done]
+    start = time.perf_counter()
+    log = get_logger("lungcad.synth")
+    log.info("synth.start", scans=cfg.n_scans, resumed=len(entries), format=fmt, workers=cfg.workers)
+    with _progress(progress) as bar:
+        task = bar.add_task("synthesising scans", total=cfg.n_scans, completed=len(entries))
+        for entry in _generate(cfg, out, fmt, indices):
+            entries.append(entry)
+            log_stage("synth_scan", entry.pop("_seconds"), "lungcad.synth", index=entry["index"])
+            bar.advance(task)
     entries.sort(key=lambda e: e["index"])
-    return _write_cohort_files(cfg, out, fmt, entries)
+    manifest = _write_cohort_files(cfg, out, fmt, entries)
+    (out / PARTIAL).unlink(missing_ok=True)
+    log_stage("synth", time.perf_counter() - start, "lungcad.synth", scans=len(entries))
+    return manifest
+
+
+def _generate(cfg: SynthConfig, out: Path, fmt: Format, indices: list[int]) -> Iterator[dict[str, Any]]:
+    """Manifest entries of the scans ``indices`` as they finish (in order with one worker)."""
+    if cfg.workers == 1 or len(indices) <= 1:
+        for i in indices:
+            yield _worker(cfg.model_dump_json(), i, str(out), fmt)
+        return
+    # Workers are forked (POSIX) before the progress bar starts its refresh thread, so no lock of a live
+    # thread is copied into them; elsewhere they are spawned (the caller then needs the usual
+    # ``if __name__ == "__main__"`` guard).
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    ctx = multiprocessing.get_context(method)
+    with ProcessPoolExecutor(max_workers=min(cfg.workers, len(indices)), mp_context=ctx) as pool:
+        futures = [pool.submit(_worker, cfg.model_dump_json(), i, str(out), fmt) for i in indices]
+        try:
+            for fut in as_completed(futures):
+                yield fut.result()
+        except BaseException:  # a failed scan or Ctrl-C: start nothing more, keep what is finished
+            for fut in futures:
+                fut.cancel()
+            raise
+
+
+def _resumable_entries(out: Path, settings: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """Finished scans of an unfinished run with the same settings, by index (empty if none or different).
+
+    A scan counts as finished when its ``scan.json`` (written after all its files) exists and every file
+    it lists still has its SHA-256.
+    """
+    marker = out / PARTIAL
+    if not marker.exists():
+        return {}
+    try:
+        if json.loads(marker.read_text()) != settings:
+            return {}
+    except (OSError, ValueError):
+        return {}
+    done: dict[int, dict[str, Any]] = {}
+    for path in sorted((out / "scans").glob("*/scan.json")):
+        try:
+            entry = json.loads(path.read_text())
+            files = entry["files"]
+            intact = all((out / n).is_file() and sha256_file(out / n) == h for n, h in files.items())
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if intact:
+            done[int(entry["index"])] = entry
+    return done
 
 
 def _progress(enabled: bool):
