@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -18,9 +17,9 @@ from lungcad.annotations.luna16 import (
     read_luna16_submission,
 )
 from lungcad.cli.common import console, get_config, print_json
-from lungcad.errors import InputError
 from lungcad.evaluate.froc import FrocResult, evaluate_froc
 from lungcad.evaluate.froc_report import plot_froc, write_bootstrap_csv, write_froc_csv
+from lungcad.fileio import atomic_write_json, ensure_output_dir
 
 
 def evaluate(
@@ -30,64 +29,35 @@ def evaluate(
     threshold: float = typer.Option(0.5, "--threshold", help="operating point on the detection probability"),
     bootstrap: int = typer.Option(1000, "--bootstrap", help="FROC bootstrap samples over scans (0: none)"),
     no_bf16: bool = typer.Option(False, "--no-bf16", help="run the network in fp32"),
+    strict: bool = typer.Option(
+        False, "--strict", help="stop at the first scan that cannot be analysed (default: record it, go on)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """FROC + CPM (LUNA16 rules, bootstrap CI), sensitivity by size and type, Dice, localisation and size
-    error, triage AUC / calibration, Lung-RADS confusion; writes summary.json and PNGs to --out."""
-    from lungcad.data.cohort import read_cohort
-    from lungcad.evaluate.froc import ScanDetections, froc_of_detections
-    from lungcad.evaluate.metrics import detected_pairs, match_findings
-    from lungcad.evaluate.runner import run_detector
-    from lungcad.evaluate.summary import summarise
-    from lungcad.evaluate.summary_report import write_report
+    error, triage AUC / calibration, Lung-RADS confusion; writes summary.json and PNGs to --out.
+
+    A scan that cannot be analysed (e.g. a corrupt file) is listed as failed with its reason, in the table
+    and in summary.json, and left out of the metrics; --strict stops at it instead (exit code 2)."""
+    from lungcad.evaluate.cohort import evaluate_cohort
     from lungcad.infer.detector import Detector
 
+    out = ensure_output_dir(out)  # before loading the model: a bad --out fails at once
     detector = Detector.load(model, bf16=not no_bf16, config=get_config())
-    records = read_cohort(data, evaluation=True)
-    evals = run_detector(detector, records, show_progress=not as_json, with_masks=True)
-    e = get_config().evaluate
-    froc = froc_of_detections(
-        [
-            ScanDetections(ev.record.scan_id, ev.record.nodules, ev.record.excluded, ev.result.findings)
-            for ev in evals
-        ],
-        max_candidates_per_scan=e.max_candidates_per_scan,
-        bootstrap_samples=bootstrap,
-    )
-    if froc is None:
-        raise InputError(
-            "no nodule in the evaluated scans: FROC and CPM are undefined",
-            path=data,
-            fix="evaluate on a cohort whose annotations hold nodules",
-        )
-    matches = [
-        match_findings(ev.record.nodules, ev.result.findings, ev.record.excluded, scan_id=ev.record.scan_id)
-        for ev in evals
-    ]
-    segmentations = []
-    for pair in detected_pairs(matches, threshold):
-        f = pair.finding
-        truth = evals[pair.scan_index].gt_masks[pair.gt_index] if evals[pair.scan_index].gt_masks else None
-        offset = f.extra.get("mask_offset_zyx")
-        if truth is not None and f.mask is not None and offset is not None:
-            segmentations.append(((tuple(offset), f.mask), truth))
-    summary = summarise(matches, threshold=threshold, froc=froc, segmentations=segmentations)
-    files = write_report(summary, out)
-    doc = summary.to_dict()
-    doc["model"] = {
-        "id": detector.bundle.model_id,
-        "version": detector.bundle.model_version,
-        "config_hash": detector.bundle.config_hash,
-    }
-    doc["cohort"] = str(data)
-    doc["n_scans"] = len(evals)
-    doc["mean_seconds_per_scan"] = round(
-        sum(ev.result.timings_s.get("total", 0.0) for ev in evals) / max(1, len(evals)), 2
+    report = evaluate_cohort(
+        data,
+        out,
+        detector,
+        threshold=threshold,
+        bootstrap=bootstrap,
+        strict=strict,
+        show_progress=not as_json,
     )
     if as_json:
-        print_json(doc | {"outputs": {k: str(v) for k, v in files.items()}})
+        print_json(report.to_dict() | {"outputs": {k: str(v) for k, v in report.files.items()}})
         return
-    table = Table(title=f"FROC on {len(evals)} scans ({froc.counts.n_nodules} nodules)")
+    froc = report.froc
+    table = Table(title=f"FROC on {len(report.scans)} scans ({froc.counts.n_nodules} nodules)")
     for col in ("FPs/scan", *[f"{r:g}" for r in froc.fp_rates], "CPM"):
         table.add_column(col)
     table.add_row("sensitivity", *[f"{s:.3f}" for s in froc.sensitivities], f"{froc.cpm:.3f}")
@@ -99,7 +69,14 @@ def evaluate(
             f"{b.cpm_low:.3f}-{b.cpm_high:.3f}",
         )
     console.print(table)
-    console.print(f"report: {out} ({', '.join(sorted(p.name for p in files.values()))})")
+    if report.failed:
+        failed = Table(title=f"{len(report.failed)} scan(s) could not be evaluated (left out of the metrics)")
+        failed.add_column("scan")
+        failed.add_column("reason", overflow="fold")
+        for f in report.failed:
+            failed.add_row(escape(f.scan_id), escape(f.reason))
+        console.print(failed, style="yellow")
+    console.print(f"report: {out} ({', '.join(sorted(p.name for p in report.files.values()))})")
 
 
 def _froc_table(result: FrocResult) -> Table:
@@ -137,6 +114,7 @@ def evaluate_froc_cmd(
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """LUNA16 FROC / CPM of a detection result; writes the curve as CSV and PNG."""
+    out = ensure_output_dir(out)
     cfg = get_config().evaluate
     with (
         console.status("reading annotations and candidates", spinner="dots") if not as_json else nullcontext()
@@ -158,7 +136,6 @@ def evaluate_froc_cmd(
             excluded_unknown_diameter_mm=cfg.excluded_unknown_diameter_mm,
             bootstrap_samples=samples, confidence=confidence, seed=seed,
         )  # fmt: skip
-    out.mkdir(parents=True, exist_ok=True)
     outputs = {
         "curve_csv": out / "froc.csv",
         "curve_png": out / "froc.png",
@@ -170,7 +147,7 @@ def evaluate_froc_cmd(
         write_bootstrap_csv(result, outputs["bootstrap_csv"])
     plot_froc(result, outputs["curve_png"], title=f"FROC - {candidates.name}")
     summary = {**result.to_dict(), "outputs": {k: str(v) for k, v in outputs.items()}}
-    outputs["summary_json"].write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write_json(outputs["summary_json"], summary)
     if as_json:
         print_json(summary)
         return

@@ -5,14 +5,14 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from lungcad.annotations._files import atomic_text_writer
 from lungcad.evaluate.froc import FrocResult
+from lungcad.fileio import atomic_open, atomic_write
 
 
 def write_froc_csv(result: FrocResult, path: str | Path) -> None:
     """Curve points: ``fps_per_scan,sensitivity,threshold`` (threshold ``inf`` for the (0, 0) point)."""
     c = result.curve
-    with atomic_text_writer(path) as handle:
+    with atomic_open(path) as handle:
         handle.write("fps_per_scan,sensitivity,threshold\n")
         for x, y, t in zip(c.fps_per_scan, c.sensitivity, c.thresholds, strict=True):
             handle.write(f"{float(x)!r},{float(y)!r},{'inf' if math.isinf(t) else repr(float(t))}\n")
@@ -23,7 +23,7 @@ def write_bootstrap_csv(result: FrocResult, path: str | Path) -> None:
     b = result.bootstrap
     if b is None:
         raise ValueError("the result has no bootstrap (run evaluate_froc with bootstrap_samples > 0)")
-    with atomic_text_writer(path) as handle:
+    with atomic_open(path) as handle:
         handle.write("fps_per_scan,sensitivity_mean,sensitivity_low,sensitivity_high\n")
         for row in zip(b.grid_fps, b.grid_mean, b.grid_low, b.grid_high, strict=True):
             handle.write(",".join(f"{float(v):.9g}" for v in row) + "\n")
@@ -60,10 +60,6 @@ def plot_froc(result: FrocResult, path: str | Path, *, title: str = "FROC") -> N
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(loc="lower right")
         fig.tight_layout()
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp.png")
-        fig.savefig(tmp)
-        tmp.replace(target)
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
     finally:
         plt.close(fig)

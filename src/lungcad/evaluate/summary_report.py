@@ -8,15 +8,13 @@ report does not depend on the cohort.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from lungcad.annotations._files import atomic_text_writer
 from lungcad.evaluate.froc_report import plot_froc
 from lungcad.evaluate.summary import EvaluationSummary, GroupSensitivity, Reliability
+from lungcad.fileio import atomic_write, atomic_write_json
 
 SUMMARY_JSON = "summary.json"
 RELIABILITY_TRIAGE_PNG = "reliability_triage.png"
@@ -37,15 +35,8 @@ def _pyplot() -> Any:
 
 def _save(fig: Any, path: Path) -> None:
     """Save a figure atomically (temporary file in the same folder, then rename) and close it."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.tight_layout()
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
 def _no_data(ax: Any) -> None:
@@ -132,8 +123,13 @@ def plot_lung_rads(summary: EvaluationSummary, path: Path) -> None:
         plt.close(fig)
 
 
-def write_report(summary: EvaluationSummary, out_dir: str | Path) -> dict[str, Path]:
+def write_report(
+    summary: EvaluationSummary, out_dir: str | Path, *, document: Mapping[str, Any] | None = None
+) -> dict[str, Path]:
     """Write ``summary.json`` and the figures into ``out_dir`` (created if missing).
+
+    ``summary.json`` holds ``document`` when given (``EvaluationReport.to_dict()``: the summary plus model,
+    cohort and failed scans), else ``summary.to_dict()``.
 
     Files: ``summary.json``, ``reliability_triage.png``, ``reliability_detection.png``,
     ``sensitivity_by_size.png`` (size bands and textures), ``lung_rads_confusion.png``, and ``froc.png``
@@ -151,9 +147,8 @@ def write_report(summary: EvaluationSummary, out_dir: str | Path) -> dict[str, P
         "sensitivity": out / SENSITIVITY_PNG,
         "lung_rads": out / LUNG_RADS_PNG,
     }
-    text = json.dumps(summary.to_dict(), indent=2, allow_nan=False)
-    with atomic_text_writer(paths["summary"]) as handle:
-        handle.write(text + "\n")
+    doc = summary.to_dict() if document is None else dict(document)
+    atomic_write_json(paths["summary"], doc, indent=2, allow_nan=False)
     plot_reliability(summary.triage.reliability, paths["reliability_triage"], "triage probability")
     plot_reliability(summary.detection_calibration, paths["reliability_detection"], "detection probability")
     plot_sensitivity(summary, paths["sensitivity"])
