@@ -3,7 +3,7 @@
     python scripts/ship_model.py --run runs/shipped_v2 --test cohorts/test --also-test cohorts/eval11
 
 1. ``lungcad export-model`` from the run's best checkpoint, calibrated on the run's validation split;
-2. ``lungcad evaluate`` on the held-out synthetic test cohort (another seed);
+2. ``evaluate_cohort`` (what ``lungcad evaluate`` runs) on the held-out synthetic test cohort (another seed);
 3. detection on the real LIDC-IDRI-0001 series when ``../shared/data`` is present;
 4. the facts (data, config hash, training time, validation and test CPM, calibration, real-scan result)
    embedded in the model file and written to ``models/MODEL_CARD.md``.
@@ -32,6 +32,9 @@ def main() -> int:
     import numpy as np
 
     from lungcad.cli import main as cli
+    from lungcad.config import load_config
+    from lungcad.evaluate.cohort import evaluate_cohort
+    from lungcad.fileio import atomic_write_json
     from lungcad.infer.detector import Detector
     from lungcad.model.bundle import load_bundle, save_bundle
     from lungcad.train.state import TrainingState
@@ -66,10 +69,9 @@ def main() -> int:
         != 0
     ):
         return 2
-    eval_dir = args.run / "eval_test"
-    if cli(["evaluate", "--data", str(args.test), "--model", str(args.out), "--out", str(eval_dir)]) != 0:
-        return 2
-    summary = json.loads((eval_dir / "summary.json").read_text())
+    # As ``lungcad evaluate`` runs it: the default configuration's inference settings over the model's own.
+    detector = Detector.load(args.out, config=load_config())
+    test = evaluate_cohort(args.test, args.run / "eval_test", detector, bootstrap=1000, show_progress=True)
     state = TrainingState.read(args.run)
     run_json = json.loads((args.run / "run.json").read_text())
     bundle = load_bundle(args.out)
@@ -87,20 +89,17 @@ def main() -> int:
             "training_wall_time_s": round(state.updated_at - state.started_at),
             "validation_cpm_best": state.best_cpm,
             "test_cohort": str(args.test),
-            "test_froc": summary["froc"],
+            "test_froc": test.froc.to_dict(),
         }
     )
     for extra in args.also_test:
-        out = args.run / f"eval_{extra.name}"
-        if cli(["evaluate", "--data", str(extra), "--model", str(args.out), "--out", str(out)]) != 0:
-            return 2
-        more = json.loads((out / "summary.json").read_text())
+        more = evaluate_cohort(extra, args.run / f"eval_{extra.name}", detector, show_progress=True)
         card.setdefault("other_test_cohorts", {})[str(extra)] = {
-            "froc": more["froc"],
-            "n_scans": more["n_scans"],
-            "n_nodules": more["n_nodules"],
-            "sensitivity_at_threshold": more["sensitivity"],
-            "fps_per_scan_at_threshold": more["fps_per_scan"],
+            "froc": more.froc.to_dict(),
+            "n_scans": more.summary.n_scans,
+            "n_nodules": more.summary.n_nodules,
+            "sensitivity_at_threshold": more.summary.sensitivity,
+            "fps_per_scan_at_threshold": more.summary.fps_per_scan,
         }
     if LIDC0001.is_dir():
         t0 = time.time()
@@ -127,7 +126,7 @@ def main() -> int:
         }
     bundle.card = card
     save_bundle(bundle, args.out)
-    (args.out.parent / "MODEL_CARD.json").write_text(json.dumps(card, indent=2, default=str) + "\n")
+    atomic_write_json(args.out.parent / "MODEL_CARD.json", card, default=str)
     print(json.dumps(card, indent=2, default=str))
     return 0
 
