@@ -104,31 +104,81 @@ def detect(
 def export_model(
     checkpoint: Path = typer.Option(..., "--checkpoint", help="Lightning checkpoint (best.ckpt / last.ckpt)"),
     out: Path = typer.Option(..., "--out", help="model file to write (.pt)"),
-    model_id: str = typer.Option("lungcad-default", "--model-id"),
-    model_version: str = typer.Option("0.1.0", "--model-version"),
+    model_id: str | None = typer.Option(
+        None, "--model-id", help="model id (default: the name of the checkpoint's run folder)"
+    ),
+    model_version: str | None = typer.Option(
+        None, "--model-version", help="model version (default 0.0.0+stepN, N the checkpoint's step)"
+    ),
     calibrate_on: Path | None = typer.Option(
         None,
         "--calibrate-on",
         help="cohort folder, or a run folder (its validation split), to fit calibration on",
     ),
     card: Path | None = typer.Option(None, "--card", help="JSON file of model-card facts to embed"),
+    as_json: bool = typer.Option(False, "--json", help="print what was written as JSON"),
 ) -> None:
-    """Turn a training checkpoint into a model file (weights, config, calibration, model card)."""
+    """Turn a training checkpoint into a model file (weights, config, calibration, model card).
+
+    Without --model-id / --model-version the model is named after its run and step (run "ft", step 1200:
+    "ft" 0.0.0+step1200), never after the shipped model. Calibrating on scans of the run's training split
+    is warned about (stderr, and in the card's calibration entry).
+    """
     import json
 
-    from lungcad.model.bundle import bundle_from_checkpoint, save_bundle
+    from lungcad.model.bundle import DEFAULT_MODEL_NAME, bundle_from_checkpoint, save_bundle
+    from lungcad.train.run_folder import checkpoint_step, run_of_checkpoint, training_scan_ids
 
-    bundle = bundle_from_checkpoint(checkpoint, model_id, model_version)
+    bundle = bundle_from_checkpoint(checkpoint, model_id or "", model_version or "")
+    run = run_of_checkpoint(checkpoint)
+    if model_id is None:
+        model_id = run.name if run is not None else checkpoint.stem
+        if model_id == Path(DEFAULT_MODEL_NAME).stem:  # a run folder named like the shipped model
+            model_id += "-run"
+    bundle.model_id = model_id
+    bundle.model_version = model_version or f"0.0.0+step{checkpoint_step(checkpoint)}"
     if card is not None:
         bundle.card = json.loads(card.read_text())
+    warnings: list[str] = []
+    report = None
     if calibrate_on is not None:
-        from lungcad.evaluate.calibrate import calibrate_bundle
+        from lungcad.evaluate.calibrate import calibrate_bundle, calibration_records
 
+        if run is not None:
+            ids = {r.scan_id for r in calibration_records(calibrate_on)}
+            seen = ids & training_scan_ids(run)
+            if seen:
+                warnings.append(
+                    f"calibrating on training data: {len(seen)} of {len(ids)} scans of {calibrate_on} are "
+                    f"in the training split of run {run}, so the calibrated probabilities come out "
+                    f"over-confident; pass --calibrate-on {run} (its validation split) or a held-out cohort"
+                )
         report = calibrate_bundle(bundle, calibrate_on)
+        if warnings:
+            report["warning"] = warnings[-1]
         bundle.card["calibration"] = report
-        console.print(f"calibration: {report}")
+    for warning in warnings:
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     path = save_bundle(bundle, out)
-    console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    if as_json:
+        print_json(
+            {
+                "path": str(path),
+                "model_id": bundle.model_id,
+                "model_version": bundle.model_version,
+                "size_bytes": path.stat().st_size,
+                "calibration": report,
+                "warnings": warnings,
+            }
+        )
+        return
+    if report is not None:
+        console.print(f"calibration: {report}", highlight=False)
+    console.print(
+        f"wrote {escape(str(path))}: {bundle.model_id} {bundle.model_version} "
+        f"({path.stat().st_size / 1e6:.1f} MB)",
+        highlight=False,
+    )
 
 
 def register(app: typer.Typer) -> None:

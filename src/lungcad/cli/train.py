@@ -151,9 +151,8 @@ def runs(
         print_json([s.__dict__ for s in states])
         return
     table = Table(title=f"runs in {root}")
-    cols = ("run", "status", "epoch", "step", "best CPM", "last CPM", "samples/s", "config", "message")
-    for col in cols:
-        table.add_column(col, overflow="fold")
+    for col in ("run", "status", "epoch", "step", "best CPM", "last CPM", "samples/s", "config"):
+        table.add_column(col)
     for s in states:
         table.add_row(
             s.run_id,
@@ -164,9 +163,13 @@ def runs(
             "-" if s.last_cpm is None else f"{s.last_cpm:.3f}",
             f"{s.samples_per_s:.1f}",
             s.config_hash,
-            escape(s.message),
         )
     console.print(table)
+    for s in states:  # why a run is not running (on its own line: a table column would fold it)
+        if s.message and s.status != "running":
+            console.print(
+                f"{escape(s.run_id)} ({s.status}): {escape(s.message)}", highlight=False, soft_wrap=True
+            )
 
 
 def register(app: typer.Typer) -> None:
