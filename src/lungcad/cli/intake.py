@@ -13,6 +13,7 @@ from rich.table import Table
 
 from lungcad.cli.common import console, get_config, print_json
 from lungcad.errors import InputError
+from lungcad.fileio import ensure_output_dir
 from lungcad.io import list_input, load_ct_with_discovery, load_listed
 from lungcad.io.discover import Discovery
 from lungcad.io.image import save_volume
@@ -123,6 +124,8 @@ def ingest(
     """Load a CT, run QA, crop to the lungs, resample to 1 mm and normalise; optionally write results."""
     if fmt not in {"nifti", "mhd"}:
         raise InputError(f"--format must be nifti or mhd, got {fmt!r}")
+    if out is not None:
+        out = ensure_output_dir(out)  # before the work: a bad --out fails at once
     cfg = get_config({"preprocess": {"allow_gaps": allow_gaps}} if allow_gaps else None)
     t0 = time.perf_counter()
     with Progress(
@@ -144,7 +147,6 @@ def ingest(
     summary["timings_s"]["total"] = round(time.perf_counter() - t0, 3)
     summary["config_hash"] = cfg.config_hash()
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
         suffix = ".nii.gz" if fmt == "nifti" else ".mhd"
         image_path = save_volume(pre.volume, out / f"preprocessed{suffix}", array=pre.image, sidecar=summary)
         mask_path = save_volume(pre.volume, out / f"lung_mask{suffix}", array=pre.lung_mask.astype("uint8"))
