@@ -184,8 +184,7 @@ class Finding:
 
     ``center_xyz_mm`` is in world millimetres (LUNA16 order); ``center_zyx_vox`` indexes the volume it was
     found in.  ``probability`` is the detection score in [0, 1] (1.0 for ground truth).  The fields after
-    ``lung_rads`` are what the detector measured (``None`` for ground truth).  Strings are accepted for
-    ``texture`` and ``lung_rads`` and turned into the enums.
+    ``lung_rads`` are what the detector measured (null for ground truth).
     """
 
     __pydantic_config__ = ConfigDict(**_CONFIG, arbitrary_types_allowed=True)  # for ``mask``
@@ -232,6 +231,7 @@ class Finding:
     )
 
     def __post_init__(self) -> None:
+        # strings (a category read from a file, "4A") become the enums, so comparisons are one kind
         try:
             if self.texture is not None:
                 self.texture = Texture(self.texture)
