@@ -154,7 +154,9 @@ class DiameterEstimates:
     size_head_mm: Annotated[float, Field(ge=0, description="the size head's estimate, mm")]
     segmentation_mm: Annotated[
         float | None,
-        Field(ge=0, description="volume-equivalent diameter of the segmented component (null: nothing segmented)"),
+        Field(
+            ge=0, description="volume-equivalent diameter of the segmented component (null: none segmented)"
+        ),
     ]
 
 
