@@ -11,9 +11,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from lungcad.annotations._files import atomic_text_writer
 from lungcad.annotations.model import CHARACTERISTICS, LidcRead, ReaderNodule, ReadingSession, Roi
 from lungcad.errors import AnnotationError
+from lungcad.fileio import atomic_open
 
 LIDC_NAMESPACE = "http://www.nih.gov"
 LIDC_ROOT = "LidcReadMessage"
@@ -109,5 +109,5 @@ def write_lidc_xml(read: LidcRead, path: str | Path) -> None:
         *(_session_xml(s) for s in read.sessions),
         f"</{LIDC_ROOT}>\n",
     ]
-    with atomic_text_writer(path) as handle:
+    with atomic_open(path) as handle:
         handle.write("".join(parts))

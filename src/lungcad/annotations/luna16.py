@@ -34,9 +34,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from lungcad.annotations._files import atomic_text_writer
 from lungcad.annotations.model import LunaAnnotation, LunaCandidate
 from lungcad.errors import AnnotationError
+from lungcad.fileio import atomic_open
 
 COORD_COLUMNS = ("coordX", "coordY", "coordZ")
 ANNOTATION_COLUMNS = ("seriesuid", *COORD_COLUMNS, "diameter_mm")
@@ -165,7 +165,7 @@ def _parse_points(
 
 def _write_rows(path: str | Path, header: Sequence[str] | None, rows: Iterable[Sequence[object]]) -> None:
     """Write atomically: a temporary file in the target folder, renamed into place."""
-    with atomic_text_writer(path) as handle:
+    with atomic_open(path) as handle:
         writer = csv.writer(handle, lineterminator="\n")
         if header is not None:
             writer.writerow(header)
