@@ -19,6 +19,7 @@ from lungcad.fileio import (
     atomic_write_json,
     atomic_write_text,
     ensure_output_dir,
+    temp_dir_for,
     temp_path_for,
 )
 
@@ -62,6 +63,13 @@ def test_every_writer_gives_0644_under_umask_022(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "c.json").read_text()) == {"a": 1}
     assert (tmp_path / "c.json").read_text().endswith("}\n")
     assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.usefixtures("umask_022")
+def test_temp_dir_is_0755_under_umask_022(tmp_path: Path) -> None:
+    folder = temp_dir_for(tmp_path / "entry")
+    assert folder.is_dir() and folder.parent == tmp_path and TEMP_MARK in folder.name
+    assert _mode(folder) == 0o755
 
 
 def test_umask_077_is_respected(tmp_path: Path) -> None:

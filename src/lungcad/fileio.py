@@ -42,7 +42,22 @@ def temp_path_for(path: str | Path) -> Path:
     return target.with_name(f".{target.name}.{secrets.token_hex(4)}{TEMP_MARK}{''.join(suffixes)}")
 
 
-def _fsync_path(path: Path) -> None:
+def temp_dir_for(path: str | Path) -> Path:
+    """Create a fresh, hidden folder next to ``path`` (``.<name>.<8 hex>.tmp``) and return it.
+
+    For content that is a set of files (a cache entry, a MetaImage header and its ``.raw``): build it in
+    there under the final names, then rename.  The folder gets ``0o777`` less the umask, as ``mkdir``
+    gives; ``tempfile.mkdtemp`` gives ``0o700``.  The caller removes it (``shutil.rmtree``) when done.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    folder = target.with_name(f".{target.name}.{secrets.token_hex(4)}{TEMP_MARK}")
+    os.mkdir(folder, 0o777)
+    return folder
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file's (or a folder's) data to disk, so that a rename after it is durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -73,12 +88,12 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
     tmp = temp_path_for(target)
     try:
         write(tmp)
-        _fsync_path(tmp)
+        fsync_path(tmp)
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_path(target.parent)
+    fsync_path(target.parent)
     return target
 
 
@@ -113,7 +128,7 @@ def atomic_open(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_path(target.parent)
+    fsync_path(target.parent)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:

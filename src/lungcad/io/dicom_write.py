@@ -26,6 +26,7 @@ from pydicom.uid import (
 from pydicom.valuerep import format_number_as_ds
 
 from lungcad.errors import InputError
+from lungcad.fileio import atomic_write
 from lungcad.types import CTVolume
 
 LUNGCAD_UID_ROOT = "1.2.826.0.1.3680043.10.1093."  # sub-root under pydicom's implementation prefix
@@ -169,9 +170,7 @@ def write_ct_series(
         if ts != ExplicitVRLittleEndian:
             ds.compress(ts)
         path = out / f"{file_prefix}{k + 1:06d}.dcm"
-        tmp = path.with_suffix(".tmp")
-        pydicom.dcmwrite(tmp, ds, enforce_file_format=True)
-        tmp.replace(path)
+        atomic_write(path, lambda tmp, ds=ds: pydicom.dcmwrite(tmp, ds, enforce_file_format=True))
         paths.append(path)
         sops.append(sop_uid)
         zs.append(float(position[2]))

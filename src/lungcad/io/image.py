@@ -6,9 +6,8 @@ SimpleITK images are indexed (x, y, z) with spacing/origin/direction in the same
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from lungcad.errors import InputError
+from lungcad.fileio import atomic_write, atomic_write_json, fsync_path, temp_dir_for
 from lungcad.io.integrity import check_metaimage_complete, check_nifti_complete
 from lungcad.types import CTVolume, SeriesMetadata
 
@@ -122,10 +122,19 @@ def load_image(path: str | Path) -> CTVolume:
     return sitk_to_volume(image, meta)
 
 
-def _atomic_target(path: Path) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix="".join(path.suffixes))
-    os.close(fd)
-    return Path(tmp)
+def _write_metaimage_pair(image: sitk.Image, path: Path) -> None:
+    """A ``.mhd`` header names its ``.raw`` by file name, so both are written under their final names in a
+    temporary folder beside ``path``, then renamed: the ``.raw`` first, the header last (a reader never
+    finds a header over a half-written ``.raw``)."""
+    folder = temp_dir_for(path)
+    try:
+        sitk.WriteImage(image, str(folder / path.name), useCompression=False)
+        header = folder / path.name
+        for part in sorted(folder.iterdir(), key=lambda p: p == header):
+            fsync_path(part)
+            os.replace(part, path.parent / part.name)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def save_volume(
@@ -145,15 +154,10 @@ def save_volume(
     path.parent.mkdir(parents=True, exist_ok=True)
     image = volume_to_sitk(volume, array)
     if fmt == "metaimage" and path.suffix == ".mhd":
-        # A .mhd has a separate .raw: write both under their final names (the header is written last).
-        sitk.WriteImage(image, str(path), useCompression=False)
+        _write_metaimage_pair(image, path)
     else:
-        tmp = _atomic_target(path)
-        sitk.WriteImage(image, str(tmp), useCompression=True)
-        tmp.replace(path)
+        atomic_write(path, lambda tmp: sitk.WriteImage(image, str(tmp), useCompression=True))
     if sidecar is not None:
         side = path.parent / (path.name.removesuffix(".gz").rsplit(".", 1)[0] + ".json")
-        tmp_side = side.with_suffix(".json.tmp")
-        tmp_side.write_text(json.dumps(sidecar, indent=2, default=str))
-        tmp_side.replace(side)
+        atomic_write_json(side, sidecar, default=str)
     return path
