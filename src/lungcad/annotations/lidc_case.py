@@ -69,7 +69,7 @@ def _choose(found: Discovery, annotated: set[str], series_uid: str | None) -> Se
     if series_uid is None:
         with_xml = [s for s in found.ct_series() if s.series_uid in annotated]
         if with_xml:
-            return choose_series(Discovery(found.root, with_xml, found.skipped))
+            return choose_series(Discovery(found.root, with_xml, found.skipped, found.damaged))
     return choose_series(found, series_uid)
 
 
@@ -214,6 +214,7 @@ def lidc_report(
         InputError / AnnotationError: see ``locate_lidc_case``; an unusable CT (see ``lungcad.io``).
     """
     case = locate_lidc_case(path, xml=xml, series_uid=series_uid)
+    case.found.check_not_damaged(case.series)
     volume = load_dicom_series(case.series)
     nodules = consensus_nodules(
         case.read,

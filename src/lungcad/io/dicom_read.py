@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 
 from lungcad.errors import InputError
+from lungcad.io.discover import DICOM_PARSE_ERRORS
 from lungcad.io.integrity import check_native_pixel_length, is_compressed, transfer_syntax
 
 AIR_HU = -1000.0
@@ -53,12 +53,21 @@ class SeriesSlices:
 
 
 def read_dataset(path: Path) -> Dataset:
-    """``pydicom.dcmread`` with every parse failure turned into an ``InputError`` naming the file."""
+    """``pydicom.dcmread`` with every parse failure turned into an ``InputError`` naming the file.
+
+    pydicom converts element values lazily, at first access; every element is converted here, so that a
+    damaged one fails now, inside this ``try``, and not later at some unrelated ``ds.get``.
+    """
     try:
-        return pydicom.dcmread(path)
-    except (InvalidDicomError, EOFError, OSError, ValueError) as exc:
+        ds = pydicom.dcmread(path)
+        for _ in ds.iterall():  # converts every element, nested sequences included
+            pass
+        return ds
+    except DICOM_PARSE_ERRORS as exc:
         raise InputError(
-            f"not a readable DICOM file: {exc}", path=path, fix="remove the file or re-export the series"
+            f"not a readable DICOM file: {_one_line(exc)}",
+            path=path,
+            fix="remove the file or re-export the series",
         ) from exc
 
 

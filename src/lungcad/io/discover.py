@@ -8,13 +8,15 @@ orientation, most slices.  ``--series UID`` overrides the rule.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
-from pydicom.errors import InvalidDicomError
+from pydicom.errors import BytesLengthException, InvalidDicomError
 
 from lungcad.errors import InputError
 
@@ -34,6 +36,21 @@ _HEADER_TAGS = [
     "TransferSyntaxUID",
     "SharedFunctionalGroupsSequence",
 ]
+
+#: What pydicom raises for a damaged file, at ``dcmread`` or -- element values are converted lazily -- at
+#: the first access to a damaged element.  Each was found by ``tests/fuzz``: a wrong value length
+#: (BytesLengthException), an unknown VR in the file (NotImplementedError), a value that is not a number
+#: (ValueError), a file that ends inside an element (EOFError, struct.error), a bad group length (KeyError,
+#: IndexError, TypeError from pydicom's parser internals), and the usual unreadable-file cases.
+DICOM_PARSE_ERRORS: tuple[type[Exception], ...] = (
+    InvalidDicomError,
+    BytesLengthException,
+    EOFError,
+    OSError,
+    ValueError,
+    NotImplementedError,
+    struct.error,
+)
 
 ENHANCED_CT_SOP = "1.2.840.10008.5.1.4.1.1.2.1"
 CT_SOP = "1.2.840.10008.5.1.4.1.1.2"
@@ -73,10 +90,32 @@ class Discovery:
 
     root: Path
     series: list[SeriesInfo]
-    skipped: list[tuple[Path, str]]  # (file, reason)
+    skipped: list[tuple[Path, str]]  # (file, reason); damaged DICOM files too
+    damaged: list[tuple[Path, str]] = field(default_factory=list)  # DICOM files pydicom cannot parse
 
     def ct_series(self) -> list[SeriesInfo]:
         return [s for s in self.series if s.is_ct]
+
+    def damaged_near(self, series: SeriesInfo) -> list[tuple[Path, str]]:
+        """Damaged DICOM files in a folder of ``series``: most likely slices of it that cannot be read.
+
+        Skipping them would load the series without those slices -- at either end of the stack that
+        is not even a gap -- so the loader refuses instead (``check_not_damaged``).
+        """
+        folders = {f.parent for f in series.files}
+        return [(p, why) for p, why in self.damaged if p.parent in folders]
+
+    def check_not_damaged(self, series: SeriesInfo) -> None:
+        """Raise ``InputError`` naming the first damaged DICOM file next to ``series``' files."""
+        near = self.damaged_near(series)
+        if near:
+            path, why = near[0]
+            more = f" (and {len(near) - 1} more)" if len(near) > 1 else ""
+            raise InputError(
+                f"damaged DICOM file in the series folder{more}: {why}",
+                path=path,
+                fix="copy the file again from the source, or remove it if it is not part of the series",
+            )
 
 
 def orientation_label(iop: Iterable[float] | None) -> str:
@@ -102,14 +141,32 @@ def _iter_files(root: Path) -> Iterable[Path]:
             yield path
 
 
-def _frame_orientation(ds: pydicom.Dataset) -> list[float] | None:
-    iop = ds.get("ImageOrientationPatient")
-    if iop is not None:
-        return [float(x) for x in iop]
-    shared = ds.get("SharedFunctionalGroupsSequence")
+def _header_value(ds: pydicom.Dataset, key: str, default: Any) -> Any:
+    """``ds.get(key, default)``, with ``default`` for a value pydicom cannot convert (a damaged element).
+
+    Discovery only groups files; the loader reads each file again in full and names the damaged one.
+    """
     try:
+        return ds.get(key, default)
+    except DICOM_PARSE_ERRORS:
+        return default
+
+
+def _n_frames(ds: pydicom.Dataset) -> int:
+    try:
+        return max(1, int(_header_value(ds, "NumberOfFrames", 1) or 1))
+    except (TypeError, ValueError):
+        return 1
+
+
+def _frame_orientation(ds: pydicom.Dataset) -> list[float] | None:
+    iop = _header_value(ds, "ImageOrientationPatient", None)
+    try:
+        if iop is not None:
+            return [float(x) for x in iop]
+        shared = _header_value(ds, "SharedFunctionalGroupsSequence", None)
         return [float(x) for x in shared[0].PlaneOrientationSequence[0].ImageOrientationPatient]
-    except (AttributeError, IndexError, TypeError):
+    except (*DICOM_PARSE_ERRORS, AttributeError, IndexError, TypeError):  # absent or not 6 numbers
         return None
 
 
@@ -127,14 +184,20 @@ def discover(path: str | Path) -> Discovery:
         raise InputError("folder is empty", path=root, fix="point to the folder that holds the DICOM files")
     by_uid: dict[str, SeriesInfo] = {}
     skipped: list[tuple[Path, str]] = []
+    damaged: list[tuple[Path, str]] = []
     for f in files:
         try:
             ds = pydicom.dcmread(f, stop_before_pixels=True, specific_tags=_HEADER_TAGS)
-        except (InvalidDicomError, EOFError, OSError, ValueError) as exc:
+            uid, sop_class = ds.get("SeriesInstanceUID"), ds.get("SOPClassUID")
+        except InvalidDicomError as exc:  # no DICM preamble and not parseable: not DICOM at all
             skipped.append((f, f"not a readable DICOM file ({type(exc).__name__})"))
             continue
-        uid = ds.get("SeriesInstanceUID")
-        if uid is None or "SOPClassUID" not in ds:
+        except DICOM_PARSE_ERRORS as exc:  # a DICOM file that breaks off or holds a damaged element
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+            skipped.append((f, f"damaged DICOM file ({reason})"))
+            damaged.append((f, reason))
+            continue
+        if uid is None or sop_class is None:
             skipped.append((f, "DICOM without SeriesInstanceUID/SOPClassUID (not an image)"))
             continue
         uid = str(uid)
@@ -142,15 +205,15 @@ def discover(path: str | Path) -> Discovery:
         if info is None:
             info = SeriesInfo(
                 series_uid=uid,
-                study_uid=str(ds.get("StudyInstanceUID", "")),
-                modality=str(ds.get("Modality", "")),
-                description=str(ds.get("SeriesDescription", "")),
+                study_uid=str(_header_value(ds, "StudyInstanceUID", "")),
+                modality=str(_header_value(ds, "Modality", "")),
+                description=str(_header_value(ds, "SeriesDescription", "")),
                 orientation=orientation_label(_frame_orientation(ds)),
             )
             by_uid[uid] = info
         info.files.append(f)
-        info.n_frames += int(ds.get("NumberOfFrames", 1) or 1)
-    return Discovery(root=root, series=list(by_uid.values()), skipped=skipped)
+        info.n_frames += _n_frames(ds)
+    return Discovery(root=root, series=list(by_uid.values()), skipped=skipped, damaged=damaged)
 
 
 def choose_series(found: Discovery, series_uid: str | None = None) -> SeriesInfo:

@@ -58,12 +58,14 @@ def load_listed(
     """Load what ``list_input`` found: the image volume, or the chosen DICOM series.
 
     Raises:
-        InputError: no CT series (or not the named one), or an unusable file (named, with the fix).
+        InputError: no CT series (or not the named one), a damaged DICOM file beside the series' files, or
+            an unusable file (named, with the fix).
     """
     if listing.image is not None:
         return load_image(listing.image)
     assert listing.found is not None  # an InputListing holds an image or a discovery
     info = choose_series(listing.found, series_uid)
+    listing.found.check_not_damaged(info)
     return load_dicom_series(info, gap_factor=gap_factor, min_slices=min_slices)
 
 
