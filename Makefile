@@ -4,14 +4,19 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SCAN ?=
 DEMO_OUT ?= demo_out
+# Where pip looks for torch.  Empty (the default): pip's own configuration decides, i.e. PyPI, plus any
+# index or find-links that pip.conf / PIP_* variables add.  Set it to choose a build, e.g.
+#   make setup TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu     (CPU only, ~200 MB)
+#   make setup TORCH_INDEX_URL=https://download.pytorch.org/whl/cu126   (CUDA 12.6; pick yours)
+TORCH_INDEX_URL ?=
 
-.PHONY: setup test lint format demo bench golden-update clean
+.PHONY: setup test lint format demo bench bench-check bench-baseline golden-update clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL)) torch==2.13.0
 	$(BIN)/python -m pip install -q -e '.[test,export]'
 	touch $@
 
@@ -38,6 +43,17 @@ golden-update: setup
 
 bench: setup
 	$(BIN)/python benchmarks/bench_intake.py
+
+# Runs every benchmark in its quick mode (same sizes, fewer repeats; ~5-10 min on 2 cores, with the real
+# LIDC-IDRI-0001 series when ../shared/data is there) and fails when an ours / reference ratio is more
+# than 20 % above benchmarks/baseline.json.  Results: benchmarks/results/<name>.json.  Run it on a quiet
+# machine: the ratios cancel the machine's speed, not other work competing for the cores.
+bench-check: setup
+	$(BIN)/python benchmarks/check.py
+
+# Records the quick run's ratios as the new baseline (commit benchmarks/baseline.json afterwards).
+bench-baseline: setup
+	$(BIN)/python benchmarks/check.py --update-baseline
 
 clean:
 	rm -rf $(DEMO_OUT) .pytest_cache .ruff_cache

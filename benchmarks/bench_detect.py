@@ -9,7 +9,12 @@
 Targets on a 2-core CPU: end to end < 30 s, >= 10x faster than the reference, peak RSS < 3 GB.
 Each measurement runs in its own process so peak RSS is its own.
 
-Usage: python benchmarks/bench_detect.py [--series DIR] [--model PATH] [--skip-reference]
+Usage: python benchmarks/bench_detect.py [--series DIR] [--model PATH] [--skip-reference] [--skip-onnx]
+                                        [--quick] [--json PATH]
+
+``--quick`` (``make bench-check``) runs the bf16 detector and the reference only (no fp32 / ONNX variants),
+on the same series.  The ratio (our end to end / the reference's network, lower is better) goes to
+``benchmarks/results/detect.json``; without the real series the result says it was skipped.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import multiprocessing as mp
 import resource
 import time
 from pathlib import Path
+
+from benchlib import default_json_path, write_result
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SERIES = (
@@ -113,17 +120,22 @@ def main() -> None:
     parser.add_argument("--model", type=str, default=None)
     parser.add_argument("--skip-reference", action="store_true")
     parser.add_argument("--skip-onnx", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="bf16 + reference only (make bench-check)")
+    parser.add_argument("--json", type=Path, default=default_json_path("detect"), help="result JSON")
     args = parser.parse_args()
+    mode = "quick" if args.quick else "full"
     if not args.series.is_dir():
-        raise SystemExit(f"series not found at {args.series} (pass --series DIR)")
+        reason = f"series not found at {args.series} (pass --series DIR)"
+        print(f"{reason}: skipping")
+        write_result("detect", {}, {}, mode=mode, path=args.json, skipped=reason)
+        return
     series = str(args.series)
     peak = _in_child(_matmul_peak)
     print(f"matmul peak (2 threads): fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s")
-    runs = {
-        "torch bf16": _in_child(_ours, series, args.model, "torch", True),
-        "torch fp32": _in_child(_ours, series, args.model, "torch", False),
-    }
-    if not args.skip_onnx:
+    runs = {"torch bf16": _in_child(_ours, series, args.model, "torch", True)}
+    if not args.quick:
+        runs["torch fp32"] = _in_child(_ours, series, args.model, "torch", False)
+    if not args.skip_onnx and not args.quick:
         runs["onnx fp32"] = _in_child(_ours, series, args.model, "onnx", False)
     for name, r in runs.items():
         t = r["timings"]
@@ -143,8 +155,11 @@ def main() -> None:
             f"({r['gflops'] / net / ref_peak:.0%} of the matmul peak); peak RSS {r['peak_rss_mb']:.0f} MB; "
             f"{r['n_findings']} findings; top {r['best']}"
         )
+    ratios: dict[str, float] = {}
+    measured: dict = {"matmul_peak_gflops": peak, "runs": runs}
     if not args.skip_reference:
         ref = _in_child(_reference, series)
+        measured["reference"] = ref
         ours = runs["torch bf16"]["timings"]["total"]
         print(
             "\n== reference: MONAI BasicUNet + sliding_window_inference (96^3, overlap 0.25, gaussian), "
@@ -155,6 +170,8 @@ def main() -> None:
             f"  lungcad end to end (bf16) {ours:.1f} s -> {ref['network_s'] / ours:.1f}x faster than the "
             f"reference's network alone (target >= 10x, < 30 s, < 3 GB)"
         )
+        ratios["e2e_bf16_vs_ref_network_ours_over_ref"] = ours / ref["network_s"]
+    write_result("detect", ratios, measured, mode=mode, path=args.json)
 
 
 if __name__ == "__main__":

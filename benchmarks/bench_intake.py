@@ -7,6 +7,10 @@ Each measurement runs in a fresh process so its peak RSS is its own (the parent 
 ``ru_maxrss`` across fork + exec).  Usage:
 
     python benchmarks/bench_intake.py [--series DIR] [--repeats 3] [--thin-slices 600] [--skip-thin]
+                                      [--quick] [--json PATH]
+
+``--quick`` (``make bench-check``): best of 1 instead of 3, same series and sizes.  The ratios
+(lungcad / SimpleITK time) go to ``benchmarks/results/intake.json`` (or ``--json PATH``).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from benchlib import default_json_path, write_result
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SERIES = (
@@ -103,7 +109,7 @@ def _write_thin_series(out: str, n_slices: int) -> None:
     write_ct_series(CTVolume(hu, (0.625, 0.7, 0.7), (-180.0, -180.0, -300.0)), out, uid_seed="bench")
 
 
-def _report(name: str, ours: dict[str, float], ref: dict[str, float]) -> None:
+def _report(name: str, ours: dict[str, float], ref: dict[str, float]) -> float:
     ratio = ours["total_s"] / ref["total_s"]
     print(f"\n== {name}")
     print(
@@ -119,6 +125,7 @@ def _report(name: str, ours: dict[str, float], ref: dict[str, float]) -> None:
         f"{ours['out_voxels'] / 1e6:.1f} Mvox cropped to the lungs, "
         f"SimpleITK {ref['out_voxels'] / 1e6:.1f} Mvox whole volume)"
     )
+    return ratio
 
 
 def main() -> None:
@@ -127,13 +134,22 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--thin-slices", type=int, default=600)
     parser.add_argument("--skip-thin", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="best of 1 (make bench-check)")
+    parser.add_argument("--json", type=Path, default=default_json_path("intake"), help="result JSON")
     args = parser.parse_args()
+    repeats = 1 if args.quick else args.repeats
+    ratios: dict[str, float] = {}
+    measured: dict[str, dict] = {}
+    skipped = None
     if args.series.is_dir():
-        ours = _best(_lungcad_intake, str(args.series), args.repeats)
-        ref = _best(_sitk_reference, str(args.series), args.repeats)
-        _report(f"LIDC-IDRI-0001 ({args.series.name}, best of {args.repeats})", ours, ref)
+        ours = _best(_lungcad_intake, str(args.series), repeats)
+        ref = _best(_sitk_reference, str(args.series), repeats)
+        name = f"LIDC-IDRI-0001 ({args.series.name}, best of {repeats})"
+        ratios["lidc0001_ours_over_ref"] = _report(name, ours, ref)
+        measured["lidc0001"] = {"lungcad": ours, "simpleitk": ref}
     else:
-        print(f"real series not found at {args.series}: skipping (pass --series DIR)")
+        skipped = f"real series not found at {args.series}"
+        print(f"{skipped}: skipping (pass --series DIR)")
     if not args.skip_thin:
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
@@ -147,7 +163,11 @@ def main() -> None:
             )
             ours = _best(_lungcad_intake, tmp, 1)
             ref = _best(_sitk_reference, tmp, 1)
-            _report(f"synthetic thin-slice 512x512x{args.thin_slices} (0.625 mm)", ours, ref)
+            name = f"synthetic thin-slice 512x512x{args.thin_slices} (0.625 mm)"
+            ratios[f"thin{args.thin_slices}_ours_over_ref"] = _report(name, ours, ref)
+            measured[f"thin{args.thin_slices}"] = {"lungcad": ours, "simpleitk": ref}
+    mode = "quick" if args.quick else "full"
+    write_result("intake", ratios, measured, mode=mode, path=args.json, skipped=skipped)
 
 
 if __name__ == "__main__":

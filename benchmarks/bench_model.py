@@ -14,13 +14,14 @@ Measures, in one run and on the same inputs (batch 1, ``torch.set_num_threads(2)
 Every time is the minimum over ``--repeats`` runs after one warm-up, the variants timed in turn (the CPU
 is shared: interleaving spreads a disturbance over all of them, the minimum is the least disturbed run).
 
-Run: ``.venv/bin/python benchmarks/bench_model.py [--json out.json]`` (~1-2 min).
+Run: ``.venv/bin/python benchmarks/bench_model.py [--quick] [--json PATH]`` (~1-2 min; ``--quick``, used by
+``make bench-check``: 96^3 only, 2 repeats of ours and 1 of the reference).  The ratios (our forward time /
+BasicUNet's at the same patch and precision, lower is better) go to ``benchmarks/results/model.json``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import time
@@ -34,6 +35,7 @@ import torch
 from monai.networks.nets import BasicUNet
 from torch import nn
 
+from benchlib import default_json_path, write_result
 from lungcad.config import ModelConfig
 from lungcad.model import LungUNet, flops_per_voxel, optimize_for_cpu
 
@@ -97,8 +99,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=6, help="timed runs of our model")
     parser.add_argument("--reference-repeats", type=int, default=2, help="timed runs of BasicUNet")
-    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--json", type=Path, default=default_json_path("model"), help="result JSON")
+    parser.add_argument("--quick", action="store_true", help="96^3, 2 / 1 repeats (make bench-check)")
     args = parser.parse_args()
+    if args.quick:
+        args.sizes, args.repeats, args.reference_repeats = [96], 2, 1
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
@@ -170,13 +175,14 @@ def main() -> None:
     late = {"fp32": matmul_peak_gflops(torch.float32), "bf16": matmul_peak_gflops(torch.bfloat16)}
     print(f"matmul peak probed again at the end: fp32 {late['fp32']:.0f}, bf16 {late['bf16']:.0f} GFLOP/s")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
-    if args.json:
-        args.json.write_text(
-            json.dumps(
-                {"threads": args.threads, "matmul_peak_gflops": peak, "flops_per_voxel": fpv, "rows": rows},
-                indent=2,
-            )
-        )
+    ratios = {
+        f"p{r['patch']}_{r['model'].replace('-', '_')}_{r['precision']}_ours_over_ref": 1.0
+        / r["speedup_vs_basicunet_same_precision"]
+        for r in rows
+        if r["model"] != "basicunet"
+    }
+    measured = {"threads": args.threads, "matmul_peak_gflops": peak, "flops_per_voxel": fpv, "rows": rows}
+    write_result("model", ratios, measured, mode="quick" if args.quick else "full", path=args.json)
 
 
 if __name__ == "__main__":

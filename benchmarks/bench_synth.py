@@ -15,6 +15,10 @@ invocation, so the numbers can be read against the machine's speed at that momen
 Usage::
 
     .venv/bin/python benchmarks/bench_synth.py [--scans 2] [--shape-xy 512] [--slices 300]
+                                               [--quick] [--json PATH]
+
+``--quick`` (``make bench-check``): one scan, same shape.  The ratio (``generate_scan`` time / the
+``gaussian_filter`` reference's, lower is better) goes to ``benchmarks/results/synth.json``.
 """
 
 from __future__ import annotations
@@ -24,7 +28,10 @@ import multiprocessing
 import resource
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
+
+from benchlib import default_json_path, write_result
 
 
 def _peak_mb() -> float:
@@ -94,7 +101,11 @@ def main() -> None:
     parser.add_argument("--scans", type=int, default=2, help="scans to generate (each in its own process)")
     parser.add_argument("--shape-xy", type=int, default=512)
     parser.add_argument("--slices", type=int, default=300)
+    parser.add_argument("--quick", action="store_true", help="one scan (make bench-check)")
+    parser.add_argument("--json", type=Path, default=default_json_path("synth"), help="result JSON")
     args = parser.parse_args()
+    if args.quick:
+        args.scans = 1
     shape = f"{args.shape_xy}x{args.shape_xy}x{args.slices}"
     print(f"bench_synth: {shape} scans, {multiprocessing.cpu_count()} CPU cores; each row is a fresh process")
     rows = [_run(_job_gaussian, args.shape_xy, args.slices)]
@@ -114,6 +125,9 @@ def main() -> None:
     ok = worst_s < 15.0 and worst_mb < 3072.0
     verdict = "MET" if ok else "MISSED"
     print(f"worst scan: {worst_s:.2f} s, {worst_mb:.0f} MB peak -> target (< 15 s, < 3 GB): {verdict}")
+    mean_s = sum(r["seconds"] for r in gen) / len(gen)
+    ratios = {f"generate_{shape}_ours_over_ref": mean_s / rows[0]["seconds"]}
+    write_result("synth", ratios, {"rows": rows}, mode="quick" if args.quick else "full", path=args.json)
 
 
 if __name__ == "__main__":

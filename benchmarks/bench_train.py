@@ -10,7 +10,10 @@ Measures, on a warm scan cache (the second epoch of a run):
   * spatial augmentation cost: one ``RandomSpatial`` pass vs MONAI ``RandAffined`` on the same block.
 
 Usage: python benchmarks/bench_train.py [--cohort DIR] [--steps 6] [--batch 4] [--patch 64]
-Without --cohort a small synthetic cohort is generated into a temporary folder.
+                                       [--quick] [--json PATH]
+Without --cohort a small synthetic cohort is generated into a temporary folder.  ``--quick``
+(``make bench-check``): 2 timed steps, same batch and patch.  The ratios (ours / reference time per step and
+per augmented patch, lower is better) go to ``benchmarks/results/train.json``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from benchlib import default_json_path, write_result
 
 
 def _peak_rss_mb() -> float:
@@ -60,7 +65,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--patch", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="2 timed steps (make bench-check)")
+    parser.add_argument("--json", type=Path, default=default_json_path("train"), help="result JSON")
     args = parser.parse_args()
+    if args.quick:
+        args.steps = 2
+    ratios: dict[str, float] = {}
     torch.set_num_threads(2)
     from monai.losses import DiceCELoss
     from monai.networks.nets import BasicUNet
@@ -100,6 +110,7 @@ def main() -> None:
         )
     for tag in ("fp32", "bf16"):
         o, r = np.median(results[("ours", tag)]), np.median(results[("BasicUNet", tag)])
+        ratios[f"step_{tag}_ours_over_ref"] = float(o / r)
         print(
             f"  {tag}: ours {o:6.3f} s/step ({args.batch / o:5.1f} samples/s)   "
             f"BasicUNet {r:6.3f} s/step   ratio {r / o:5.1f}x faster"
@@ -168,6 +179,17 @@ def main() -> None:
         f"points exact)   MONAI RandAffined {ref_aug * 1000:6.1f} ms (rotation + zoom)"
     )
     print(f"  peak RSS {_peak_rss_mb():.0f} MB")
+    ratios["augmentation_ours_over_ref"] = ours_aug / ref_aug
+    measured = {
+        "step_s": {f"{k[0]} {k[1]}": v for k, v in results.items()},
+        "loop_samples_per_s": n / total,
+        "data_wait_fraction": wait / (wait + busy),
+        "augmentation_s": {"ours": ours_aug, "monai_randaffined": ref_aug},
+        "peak_rss_mb": _peak_rss_mb(),
+        "batch": args.batch,
+        "patch": args.patch,
+    }
+    write_result("train", ratios, measured, mode="quick" if args.quick else "full", path=args.json)
     tmp.cleanup()
 
 
