@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from lungcad.annotations.luna16 import write_luna16_submission
+from lungcad.fileio import atomic_write, atomic_write_text
 from lungcad.infer.candidates import to_luna_candidates
 from lungcad.types import CTVolume, ScanResult
 
 
 def write_result_json(result: ScanResult, path: str | Path) -> Path:
-    path = Path(path)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result.to_dict(), indent=2, default=float))
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, json.dumps(result.to_dict(), indent=2, default=float))
 
 
 def key_images(result: ScanResult, volume: CTVolume, out_dir: str | Path) -> list[Path]:
@@ -55,7 +51,7 @@ def key_images(result: ScanResult, volume: CTVolume, out_dir: str | Path) -> lis
         ax.axis("off")
         fig.tight_layout()
         path = out / f"nodule_{k:02d}.png"
-        fig.savefig(path, dpi=100)
+        atomic_write(path, lambda tmp, fig=fig: fig.savefig(tmp, dpi=100))
         plt.close(fig)
         paths.append(path)
     return paths

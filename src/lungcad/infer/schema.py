@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from lungcad.contracts import SCHEMA_VERSION, scan_result_adapter
+from lungcad.fileio import atomic_write_text
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -60,8 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"{path} is up to date")
         return 0
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(schema_text())
+    atomic_write_text(path, schema_text())
     print(f"wrote {path}")
     return 0
 

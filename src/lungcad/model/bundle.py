@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -25,6 +24,7 @@ import torch
 
 from lungcad.config import LungcadConfig
 from lungcad.errors import InputError
+from lungcad.fileio import atomic_write
 from lungcad.model.calibration import Calibrator
 from lungcad.model.unet import LungUNet
 
@@ -96,12 +96,7 @@ def save_bundle(bundle: ModelBundle, path: str | Path) -> Path:
         # through JSON: numpy scalars in a card would make the file unloadable with weights_only=True
         "card": json.loads(json.dumps(bundle.card, default=_plain)),
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    torch.save(payload, tmp)
-    os.chmod(tmp, 0o644)  # mkstemp creates 0600; a model file is meant to be shared
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
 def load_bundle(path: str | Path | None = None) -> ModelBundle:

@@ -24,6 +24,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from lungcad.fileio import atomic_write
+
 OUTPUT_NAMES: tuple[str, ...] = ("segmentation", "heatmap", "size", "triage")
 INPUT_NAME = "image"
 _MAX_SIDE = 4096
@@ -137,8 +139,4 @@ def export_onnx(
             f"ONNX export specialised input axes {static} to {[dims[i].dim_value for i in static]}; "
             f"export with another example_spatial than {spatial}"
         )
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    program.save(str(tmp))
-    tmp.replace(path)
-    return path
+    return atomic_write(path, lambda tmp: program.save(str(tmp)))

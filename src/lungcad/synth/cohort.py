@@ -45,6 +45,7 @@ from lungcad.annotations.luna16 import write_luna16_annotations, write_luna16_se
 from lungcad.annotations.model import LunaAnnotation
 from lungcad.config import SynthConfig
 from lungcad.errors import InputError
+from lungcad.fileio import atomic_write_json
 from lungcad.io.dicom_write import ScannerSettings, SeriesIdentity, write_ct_series
 from lungcad.io.image import save_volume
 from lungcad.log import get_logger, log_stage
@@ -66,9 +67,7 @@ def sha256_file(path: Path) -> str:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n")
-    tmp.replace(path)
+    atomic_write_json(path, obj, indent=1, sort_keys=True)
 
 
 def write_scan(scan: SynthScan, out_dir: Path, fmt: Format) -> dict[str, Any]:
