@@ -13,7 +13,7 @@ from rich.table import Table
 
 from lungcad.cli.common import console, get_config, print_json
 from lungcad.errors import InputError
-from lungcad.fileio import ensure_output_dir
+from lungcad.fileio import atomic_write, ensure_output_dir
 from lungcad.io import list_input, load_ct_with_discovery, load_listed
 from lungcad.io.discover import Discovery
 from lungcad.io.image import save_volume
@@ -105,10 +105,10 @@ def _preview_png(pre: Preprocessed, path: Path) -> None:
         ax.axis("off")
     fig.suptitle(f"QA: {pre.qa.verdict.value}")
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100))
+    finally:
+        plt.close(fig)
 
 
 def ingest(
