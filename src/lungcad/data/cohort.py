@@ -22,6 +22,7 @@ from lungcad.annotations.luna16 import read_luna16_annotations, read_luna16_excl
 from lungcad.annotations.lungrads import is_actionable, lung_rads_category
 from lungcad.data.records import NoduleGT, ScanRecord
 from lungcad.errors import InputError
+from lungcad.fileio import atomic_write_json
 from lungcad.io.discover import discover
 from lungcad.io.image import image_format
 from lungcad.types import Texture
@@ -227,9 +228,7 @@ def split_by_patient(
 
 
 def write_split(path: str | Path, train: Sequence[ScanRecord], val: Sequence[ScanRecord]) -> None:
-    Path(path).write_text(
-        json.dumps({"train": [r.scan_id for r in train], "val": [r.scan_id for r in val]}, indent=2)
-    )
+    atomic_write_json(path, {"train": [r.scan_id for r in train], "val": [r.scan_id for r in val]})
 
 
 def run_data_dirs(run_dir: str | Path) -> list[str]:
