@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ import numpy as np
 from lungcad.annotations.masks import label_mask_on_grid
 from lungcad.config import PreprocessConfig
 from lungcad.data.records import NoduleGT, ScanRecord
+from lungcad.fileio import temp_dir_for
 from lungcad.io import load_ct
 from lungcad.preprocess.pipeline import preprocess_ct
 from lungcad.types import CTVolume, stable_hash
@@ -68,7 +68,7 @@ def _write_entry(record: ScanRecord, cfg: PreprocessConfig, final: Path) -> None
     pre = preprocess_ct(volume, cfg)
     grid = pre.volume
     seg = label_mask_on_grid(grid, record.nodules, record.mask_path)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=final.parent))
+    tmp = temp_dir_for(final)  # built complete in here, then renamed: never a half-written entry
     try:
         np.save(tmp / "image.npy", pre.image.astype(np.float16))
         np.save(tmp / "lung.npy", pre.lung_mask.astype(np.uint8))
