@@ -17,7 +17,6 @@ finishes the current step, saves ``last.ckpt`` and ends with status "interrupted
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 import threading
@@ -29,6 +28,7 @@ from pathlib import Path
 from types import FrameType
 
 from lungcad.errors import InputError
+from lungcad.fileio import atomic_write_json
 
 CONTROL_FILE = "control.json"
 
@@ -75,10 +75,7 @@ def write_command(run_dir: str | Path, command: str, reason: str = "") -> Path:
     if not run.is_dir():
         raise InputError("run folder does not exist", path=run, fix="pass the folder `lungcad train` created")
     path = run / CONTROL_FILE
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"command": cmd.value, "reason": reason}))
-    os.replace(tmp, path)
-    return path
+    return atomic_write_json(path, {"command": cmd.value, "reason": reason}, indent=None)
 
 
 def consume_command(run_dir: str | Path) -> Command | None:

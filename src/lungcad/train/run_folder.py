@@ -11,7 +11,6 @@ resume without ``--max-steps`` keeps it, one with ``--max-steps`` replaces it.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
@@ -23,6 +22,7 @@ from lungcad.config import LungcadConfig
 from lungcad.data.cohort import load_split, read_cohorts, split_by_patient, write_split
 from lungcad.data.records import ScanRecord
 from lungcad.errors import InputError
+from lungcad.fileio import atomic_write_json, atomic_write_text
 from lungcad.train.state import LAST_CKPT, STATUS_FILE
 
 RUN_INFO = "run.json"
@@ -78,9 +78,7 @@ def read_run_info(run: Path) -> dict[str, Any]:
 
 
 def _write_json(path: Path, doc: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2))
-    os.replace(tmp, path)
+    atomic_write_json(path, doc)
 
 
 def run_max_steps(run: Path, given: int | None, mode: StartMode) -> int:
@@ -124,7 +122,7 @@ def prepare_run(
     run_dir.mkdir(parents=True, exist_ok=True)
     train, val = split_by_patient(records, cfg.train.val_fraction, cfg.train.seed)
     write_split(split_file, train, val)
-    (run_dir / RUN_CONFIG).write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=True))
+    atomic_write_text(run_dir / RUN_CONFIG, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=True))
     dirs = [str(Path(d).resolve()) for d in data_dirs]
     info = {
         "data_dir": dirs[0],

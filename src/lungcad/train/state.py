@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from lungcad.fileio import atomic_write_json
 
 STATUS_FILE = "status.json"
 LAST_CKPT = "last.ckpt"  # latest consistent checkpoint of a run folder
@@ -50,9 +51,7 @@ class TrainingState:
     def write(self, run_dir: str | Path) -> None:
         self.updated_at = time.time()
         path = Path(run_dir) / STATUS_FILE
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2))
-        os.replace(tmp, path)
+        atomic_write_json(path, asdict(self))
 
     @classmethod
     def read(cls, run_dir: str | Path) -> TrainingState:
