@@ -36,6 +36,7 @@ import pydicom  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
 from lungcad.config import SynthConfig  # noqa: E402
+from lungcad.fileio import atomic_write, atomic_write_json  # noqa: E402
 from lungcad.preprocess.lung_mask import segment_lungs  # noqa: E402
 from lungcad.synth import SynthScan, generate_scan  # noqa: E402
 from lungcad.types import CTVolume, Texture  # noqa: E402
@@ -223,9 +224,8 @@ def main() -> None:
         ax.set_xlabel("HU")
         ax.legend()
     fig.tight_layout()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=80)
-    args.out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
+    atomic_write(args.out, lambda tmp: fig.savefig(tmp, dpi=80))
+    atomic_write_json(args.out.with_suffix(".json"), result, indent=1)
     print(json.dumps(result, indent=1))
 
 
