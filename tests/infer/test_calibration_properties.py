@@ -100,7 +100,7 @@ def test_bundle_roundtrip_and_bad_files(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="model file not found"):
         load_bundle(tmp_path / "missing.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a model")
-    with pytest.raises(InputError, match="not a readable model file"):
+    with pytest.raises(InputError, match=r"junk.pt is not a lungcad model file \(PyTorch cannot load it\)"):
         load_bundle(tmp_path / "junk.pt")
     torch.save({"weights": 1}, tmp_path / "other.pt")
     with pytest.raises(InputError, match="not a lungcad model file"):
