@@ -12,6 +12,7 @@ unknown VR, struct.error, or ValueError / TypeError from a damaged number), at d
 from __future__ import annotations
 
 import shutil
+import warnings
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,19 @@ def test_a_damaged_end_slice_is_not_dropped_silently(tmp_path: Path) -> None:
     (tmp_path / "0.dcm").write_bytes((REGRESSIONS / "slab-ends-inside-element.dcm").read_bytes())
     with pytest.raises(InputError, match=r"damaged DICOM file in the series folder.*0\.dcm"):
         load_ct(tmp_path)
+
+
+def test_cli_prints_only_our_one_line_error(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """No pydicom warnings before the error (they would reach stderr), and the bad value is cut short."""
+    from lungcad.cli import main
+
+    mutated, neighbour = _case(REGRESSIONS / "dicom-iop-swallows-next-elements.dcm")
+    (tmp_path / "damaged.dcm").write_bytes(mutated)
+    (tmp_path / "intact.dcm").write_bytes(neighbour)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")  # as a user's python would show them (once each)
+        assert main(["ingest", str(tmp_path)]) == 2
+    assert [str(w.message) for w in seen if "pydicom" in w.filename] == []
+    err = capfd.readouterr().err.strip()
+    assert err.startswith("error: ImageOrientationPatient (0020,0037) is not a list of numbers")
+    assert "\n" not in err and len(err) < 400

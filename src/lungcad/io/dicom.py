@@ -22,6 +22,7 @@ from lungcad.io.dicom_read import (
     classic_slices,
     enhanced_slices,
     read_dataset,
+    shown,
 )
 from lungcad.io.discover import ENHANCED_CT_SOP, SeriesInfo
 from lungcad.io.slice_stack import POSITION_TOL_MM, regularise
@@ -90,7 +91,7 @@ def _pixel_spacing(ds: Dataset, path: Path) -> tuple[float, float]:
         spacing = ()
     if len(spacing) != 2 or not all(0 < s < float("inf") for s in spacing):
         raise InputError(
-            f"PixelSpacing (0028,0030) must be two positive numbers, got {ds.PixelSpacing!r}",
+            f"PixelSpacing (0028,0030) must be two positive numbers, got {shown(ds.PixelSpacing)}",
             path=path,
             fix="re-export the series",
         )

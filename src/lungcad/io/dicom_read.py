@@ -13,6 +13,9 @@ functional groups) both become a list of ``DicomSlice``; ``slice_stack`` puts th
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,9 +62,10 @@ def read_dataset(path: Path) -> Dataset:
     damaged one fails now, inside this ``try``, and not later at some unrelated ``ds.get``.
     """
     try:
-        ds = pydicom.dcmread(path)
-        for _ in ds.iterall():  # converts every element, nested sequences included
-            pass
+        with quiet_pydicom():
+            ds = pydicom.dcmread(path)
+            for _ in ds.iterall():  # converts every element, nested sequences included
+                pass
         return ds
     except DICOM_PARSE_ERRORS as exc:
         raise InputError(
@@ -101,7 +105,8 @@ def decode_pixels(path: Path, ds: Dataset) -> np.ndarray:
         raise InputError("DICOM file has no pixel data", path=path, fix="remove it from the series folder")
     check_native_pixel_length(path, ds)
     try:
-        return ds.pixel_array
+        with quiet_pydicom():
+            return ds.pixel_array
     except Exception as exc:  # pydicom and its plugins raise many types: sorted by cause below
         reason = _one_line(exc)
         ts = transfer_syntax(ds)
@@ -135,14 +140,37 @@ def rescale(arr: np.ndarray, slope: float, intercept: float, padding: float | No
     return hu, int(pad.sum())
 
 
+def shown(value: object, limit: int = 80) -> str:
+    """``repr`` of a header value for a message, cut to ``limit`` characters.
+
+    A damaged length field can make one element swallow the next hundred: the message shows the start.
+    """
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@contextmanager
+def quiet_pydicom() -> Iterator[None]:
+    """Keep pydicom's UserWarnings about odd values off stderr while a file is read.
+
+    A damaged file makes pydicom warn once per odd element ("Invalid value for VR UI ...") before
+    lungcad's one-line error, which is the message the user can act on.  ``warnings.catch_warnings``
+    changes the process-wide filters, so this wraps the reads only.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        yield
+
+
 def _floats(value: object, n: int, what: str, path: Path) -> np.ndarray:
     """A multi-valued DS element as ``n`` finite floats, or an ``InputError`` naming the element."""
     try:
         out = np.asarray([float(v) for v in value], dtype=np.float64)  # type: ignore[attr-defined]
     except (TypeError, ValueError) as exc:
-        raise InputError(f"{what} is not a list of numbers: {value!r}", path=path, fix=_REEXPORT) from exc
+        message = f"{what} is not a list of numbers: {shown(value)}"
+        raise InputError(message, path=path, fix=_REEXPORT) from exc
     if out.shape != (n,) or not np.all(np.isfinite(out)):
-        raise InputError(f"{what} must be {n} finite numbers, got {value!r}", path=path, fix=_REEXPORT)
+        raise InputError(f"{what} must be {n} finite numbers, got {shown(value)}", path=path, fix=_REEXPORT)
     return out
 
 
@@ -151,9 +179,9 @@ def _number(ds: Dataset, key: str, default: float, path: Path) -> float:
     try:
         out = float(value if value not in (None, "") else default)
     except (TypeError, ValueError) as exc:
-        raise InputError(f"{key} is not a number: {value!r}", path=path, fix=_REEXPORT) from exc
+        raise InputError(f"{key} is not a number: {shown(value)}", path=path, fix=_REEXPORT) from exc
     if not np.isfinite(out):
-        raise InputError(f"{key} must be finite, got {value!r}", path=path, fix=_REEXPORT)
+        raise InputError(f"{key} must be finite, got {shown(value)}", path=path, fix=_REEXPORT)
     return out
 
 

@@ -9,6 +9,7 @@ orientation, most slices.  ``--series UID`` overrides the rule.
 from __future__ import annotations
 
 import struct
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,34 +186,37 @@ def discover(path: str | Path) -> Discovery:
     by_uid: dict[str, SeriesInfo] = {}
     skipped: list[tuple[Path, str]] = []
     damaged: list[tuple[Path, str]] = []
-    for f in files:
-        try:
-            ds = pydicom.dcmread(f, stop_before_pixels=True, specific_tags=_HEADER_TAGS)
-            uid, sop_class = ds.get("SeriesInstanceUID"), ds.get("SOPClassUID")
-        except InvalidDicomError as exc:  # no DICM preamble and not parseable: not DICOM at all
-            skipped.append((f, f"not a readable DICOM file ({type(exc).__name__})"))
-            continue
-        except DICOM_PARSE_ERRORS as exc:  # a DICOM file that breaks off or holds a damaged element
-            reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
-            skipped.append((f, f"damaged DICOM file ({reason})"))
-            damaged.append((f, reason))
-            continue
-        if uid is None or sop_class is None:
-            skipped.append((f, "DICOM without SeriesInstanceUID/SOPClassUID (not an image)"))
-            continue
-        uid = str(uid)
-        info = by_uid.get(uid)
-        if info is None:
-            info = SeriesInfo(
-                series_uid=uid,
-                study_uid=str(_header_value(ds, "StudyInstanceUID", "")),
-                modality=str(_header_value(ds, "Modality", "")),
-                description=str(_header_value(ds, "SeriesDescription", "")),
-                orientation=orientation_label(_frame_orientation(ds)),
-            )
-            by_uid[uid] = info
-        info.files.append(f)
-        info.n_frames += _n_frames(ds)
+    # pydicom warns about each odd value it meets; the loader reports damaged files with their names.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        for f in files:
+            try:
+                ds = pydicom.dcmread(f, stop_before_pixels=True, specific_tags=_HEADER_TAGS)
+                uid, sop_class = ds.get("SeriesInstanceUID"), ds.get("SOPClassUID")
+            except InvalidDicomError as exc:  # no DICM preamble and not parseable: not DICOM at all
+                skipped.append((f, f"not a readable DICOM file ({type(exc).__name__})"))
+                continue
+            except DICOM_PARSE_ERRORS as exc:  # a DICOM file that breaks off or holds a damaged element
+                reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+                skipped.append((f, f"damaged DICOM file ({reason})"))
+                damaged.append((f, reason))
+                continue
+            if uid is None or sop_class is None:
+                skipped.append((f, "DICOM without SeriesInstanceUID/SOPClassUID (not an image)"))
+                continue
+            uid = str(uid)
+            info = by_uid.get(uid)
+            if info is None:
+                info = SeriesInfo(
+                    series_uid=uid,
+                    study_uid=str(_header_value(ds, "StudyInstanceUID", "")),
+                    modality=str(_header_value(ds, "Modality", "")),
+                    description=str(_header_value(ds, "SeriesDescription", "")),
+                    orientation=orientation_label(_frame_orientation(ds)),
+                )
+                by_uid[uid] = info
+            info.files.append(f)
+            info.n_frames += _n_frames(ds)
     return Discovery(root=root, series=list(by_uid.values()), skipped=skipped, damaged=damaged)
 
 
