@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-import lungcad.cli.groundtruth  # noqa: F401  (registers the commands on the shared app)
 from lungcad.cli import main
 
 

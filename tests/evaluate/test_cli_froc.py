@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-import lungcad.cli.groundtruth  # noqa: F401  (registers the commands on the shared app)
 from lungcad.annotations.luna16 import (
     write_luna16_annotations,
     write_luna16_excluded,
