@@ -153,6 +153,12 @@ def test_ctrl_c_in_first_epoch_leaves_a_resumable_run(
     assert any("starting at step 0" in note for note in again.notes)
 
 
+def test_max_steps_must_be_positive_or_minus_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["train", "--data", str(tmp_path), "--run-dir", str(tmp_path / "r"), "--max-steps", "0"]
+    assert main(argv) == 2
+    assert "--max-steps must be >= 1 (or -1 for no limit), got 0" in capsys.readouterr().err
+
+
 def test_epoch_numbers_of_the_progress_bar_are_1_based() -> None:
     """Defect 20: the bar said "Epoch 0/1" for the epoch status.json called 1 (of 2)."""
     from types import SimpleNamespace

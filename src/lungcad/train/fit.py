@@ -94,7 +94,7 @@ def _logger(run_dir: Path, tracking_uri: str | None, use_mlflow: bool) -> Any:
     # logs/metrics.csv for the first start; a resumed run writes logs/resume-1/metrics.csv and so on, since
     # the CSV logger would otherwise replace the metrics of the earlier part of the run
     version, n = "", 0
-    while (run_dir / "logs" / version / "metrics.csv").exists():
+    while (folder := run_dir / "logs" / version).is_dir() and any(f.is_file() for f in folder.iterdir()):
         n += 1
         version = f"resume-{n}"
     return CSVLogger(save_dir=str(run_dir), name="logs", version=version)
@@ -286,6 +286,7 @@ def fit(
     data_dirs = _as_paths(data_dir)
     init = Path(init_from) if init_from is not None else None
     mode = start_mode(run, resume, init)
+    steps = run_max_steps(run, max_steps, mode)
     notes: list[str] = []
     if mode is not StartMode.NEW:
         cfg = read_run_config(run)
@@ -295,7 +296,6 @@ def fit(
     if (consumed := consume_command(run)) is not None:
         notes.append(f"a pending {consumed.value!r} command in control.json was cleared")
     seed_everything(cfg.train.seed, deterministic=cfg.train.deterministic)
-    steps = run_max_steps(run, max_steps, mode)
     train_records, val_records = prepare_run(cfg, data_dirs, run, init, steps)
     dm = CohortDataModule(
         cfg, train_records, val_records, cache_dir or run.parent / "cache", show_progress=show_progress

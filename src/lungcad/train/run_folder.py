@@ -86,8 +86,16 @@ def run_max_steps(run: Path, given: int | None, mode: StartMode) -> int:
 
     Example: ``train --max-steps 500``, paused at step 200, ``train --resume`` stops at 500, not at the end
     of the configured epochs.
+
+    Raises:
+        InputError: ``given`` is 0 or below -1.
     """
     if given is not None:
+        if given == 0 or given < -1:
+            raise InputError(
+                f"--max-steps must be >= 1 (or -1 for no limit), got {given}",
+                fix="pass a positive number of optimiser steps, or leave --max-steps out",
+            )
         return given
     if mode is StartMode.NEW:
         return -1
