@@ -1,5 +1,8 @@
 """Every crash the fuzz tests found, kept as a file: each must now be a ``LungcadError`` naming the file.
 
+``regressions/lidc-*.xml``: a mutated LIDC XML (the long fuzz run found an unknown encoding in the XML
+declaration: expat raised LookupError).
+
 ``regressions/dicom-*.dcm``: a mutated slice of the small pydicom-written CT (``seeds.small_ct_slices``),
 loaded beside that CT's intact second slice.  ``regressions/slab-*.dcm``: a mutated slice of the bundled
 LIDC slab, beside the slab's second slice.  ``regressions/slab-*.json``: mutation ops (``mutate.Op``)
@@ -17,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from lungcad.errors import InputError
+from lungcad.annotations.lidc_xml import read_lidc_xml, xml_root_tag
+from lungcad.errors import AnnotationError, InputError
 from lungcad.io import load_ct
 from tests.conftest import REPO
 from tests.fuzz.mutate import REGRESSIONS, apply, load_ops
@@ -74,3 +78,15 @@ def test_cli_prints_only_our_one_line_error(tmp_path: Path, capfd: pytest.Captur
     err = capfd.readouterr().err.strip()
     assert err.startswith("error: ImageOrientationPatient (0020,0037) is not a list of numbers")
     assert "\n" not in err and len(err) < 400
+
+
+XML_CASES = sorted(REGRESSIONS.glob("lidc-*.xml"))
+
+
+@pytest.mark.parametrize("path", XML_CASES, ids=[p.stem for p in XML_CASES])
+def test_fuzz_regression_xml_is_an_annotation_error(path: Path, tmp_path: Path) -> None:
+    target = tmp_path / "read.xml"
+    shutil.copy(path, target)
+    with pytest.raises(AnnotationError, match=r"LIDC XML line 1: .*read\.xml"):
+        read_lidc_xml(target)
+    assert xml_root_tag(target) == ""  # not an XML we can read: no root tag, no exception

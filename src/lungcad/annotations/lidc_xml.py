@@ -129,6 +129,12 @@ class _Reader:
                 f"{reason} (column {exc.offset + 1}): {hint}",
                 fix="download the XML again from TCIA (LIDC-IDRI) or restore the original file",
             ) from exc
+        except LookupError as exc:  # expat asks Python for the codec the XML declaration names (fuzz-found)
+            raise self.error(
+                parser.CurrentLineNumber,
+                f"the XML declaration names an encoding Python does not know ({exc})",
+                fix='LIDC XML is UTF-8: repair the first line (<?xml version="1.0" encoding="UTF-8"?>)',
+            ) from exc
         return root[0]
 
     def text(self, parent: _Node, *tags: str, required: bool = True) -> tuple[str, int]:
@@ -314,7 +320,7 @@ def xml_root_tag(path: str | Path) -> str:
         with Path(path).open("rb") as handle:
             while not found and (chunk := handle.read(4096)):
                 parser.Parse(chunk, False)
-    except (StopIteration, expat.ExpatError, OSError):
+    except (StopIteration, expat.ExpatError, OSError, LookupError):  # LookupError: unknown encoding
         pass
     return found[0] if found else ""
 
