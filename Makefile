@@ -10,7 +10,7 @@ DEMO_OUT ?= demo_out
 #   make setup TORCH_INDEX_URL=https://download.pytorch.org/whl/cu126   (CUDA 12.6; pick yours)
 TORCH_INDEX_URL ?=
 
-.PHONY: setup test lint format demo bench bench-check bench-baseline golden-update clean
+.PHONY: setup system-deps test lint format demo bench bench-check bench-baseline golden-update clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,12 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 setup: $(VENV)/.installed
+
+# System libraries the report needs (WeasyPrint: Pango; tests: poppler-utils, dicom3tools). .ci/run installs
+# them itself; on a developer machine run `make system-deps` once (as root, Debian / Ubuntu).
+SYSTEM_DEPS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b fonts-dejavu-core poppler-utils dicom3tools
+system-deps:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_DEPS)
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks scripts
