@@ -104,3 +104,32 @@ def test_scrubber_removes_patient_fields_at_any_depth(capsys: pytest.CaptureFixt
             assert value not in err
         assert REDACTED in err and "slices" in err and "load" in err
     configure_logging(json=False, level="WARNING")
+
+
+def test_synth_and_evaluation_log_their_milestones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "small.yaml"
+    config.write_text(
+        "synth:\n  slice_spacing_range_mm: [5.0, 5.0]\n  vessel_points_per_tree: 200\n  p_no_nodule: 0\n"
+    )
+    cohort = tmp_path / "cohort"
+    synth = ["synth", "--n", "1", "--out", str(cohort), "--format", "mhd", "--shape-xy", "96", "--json"]
+    assert main(["--log-json", "--log-level", "INFO", "--config", str(config), *synth]) == 0
+    events = _json_lines(capsys.readouterr().err)
+    assert {"synth_scan", "synth"} <= {e.get("stage") for e in events}
+    assert any(e["event"] == "synth.start" and e["scans"] == 1 for e in events)
+    # evaluation's own milestone, with a detector that fails on the scan (no network run: fast)
+    from lungcad.data.cohort import read_cohort
+    from lungcad.errors import InputError
+    from lungcad.evaluate.runner import run_cohort
+
+    class Failing:
+        def run(self, path: object) -> None:
+            raise InputError("unreadable", path=str(path))
+
+    run = run_cohort(Failing(), read_cohort(cohort), show_progress=False)  # type: ignore[arg-type]
+    assert len(run.failed) == 1
+    events = _json_lines(capsys.readouterr().err)
+    assert any(e["event"] == "evaluate.scan_failed" and e["error"] == "InputError" for e in events)
+    assert any(e.get("stage") == "evaluate_detect" and e["failed"] == 1 for e in events)

@@ -8,6 +8,7 @@ always propagate.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from lungcad.annotations.masks import BoxMask, label_mask_on_grid
 from lungcad.data.records import ScanRecord
 from lungcad.errors import LungcadError
 from lungcad.infer.detector import Detector
+from lungcad.log import get_logger, log_stage
 from lungcad.types import ScanResult
 
 
@@ -113,6 +115,7 @@ def run_cohort(
     """
     scans: list[ScanEvaluation] = []
     failed: list[FailedScan] = []
+    start = time.perf_counter()
     with Progress(disable=not show_progress, transient=True) as progress:
         task = progress.add_task("detecting", total=len(records))
         for rec in records:
@@ -122,7 +125,9 @@ def run_cohort(
                 if strict:
                     raise
                 failed.append(FailedScan(rec.scan_id, Path(rec.image_path), str(exc), type(exc).__name__))
+                get_logger("lungcad.evaluate").warning("evaluate.scan_failed", error=type(exc).__name__)
             progress.advance(task)
+    log_stage("evaluate_detect", time.perf_counter() - start, "lungcad.evaluate", failed=len(failed))
     return CohortRun(scans, failed)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 
+from lungcad.log import get_logger, log_stage
 from lungcad.train.control import Command, ControlFile
 from lungcad.train.detection_eval import DetectionSettings, mine_hard_negatives
 from lungcad.train.state import LAST_CKPT, TrainingState
@@ -49,6 +50,8 @@ class StatusCallback(L.Callback):
         self.state.total_steps = int(trainer.estimated_stepping_batches)
         self.state.total_epochs = int(trainer.max_epochs or 0)
         self.state.epoch = int(trainer.current_epoch) + 1
+        self._t_fit = time.perf_counter()
+        get_logger("lungcad.train").info("train.start", steps=self.state.total_steps, epoch=self.state.epoch)
         self._write()
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -101,6 +104,7 @@ class StatusCallback(L.Callback):
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.sanity_checking:
             self._copy_cpm(pl_module)
+            get_logger("lungcad.train").info("train.validation", cpm=self.state.last_cpm)
             self._write()
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -110,6 +114,7 @@ class StatusCallback(L.Callback):
         # so the 1-based number of the last epoch trained is the one recorded during its steps
         self.state.step = int(trainer.global_step)
         self._copy_cpm(pl_module)
+        log_stage("train", time.perf_counter() - self._t_fit, "lungcad.train", best_cpm=self.state.best_cpm)
         self._write()
 
     def on_exception(
