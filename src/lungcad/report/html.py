@@ -129,7 +129,7 @@ def _row(
         "triage": f"{f.triage_probability:.2f}" if f.triage_probability is not None else "-",
         "figure": figures.findings.get(s.number, ""),
         "guidance": guidance,
-        "mask_note": "Outline: a sphere of the reported diameter (the segmentation found no voxels)."
+        "mask_note": "Outline: a sphere of the reported diameter (no segmentation mask for this finding)."
         if sources.get(s.number) == SPHERE
         else "",
     }

@@ -258,7 +258,7 @@ def render_report(
     files.input = atomic_write_json(
         out / INPUT_NAME,
         {
-            "scan": volume.metadata.source_path,
+            "scan": str(Path(volume.metadata.source_path).resolve()) if volume.metadata.source_path else None,
             "series_uid": result.series_uid,
             "min_probability": options.min_probability,
             "study_kind": options.study_kind.value,
