@@ -18,6 +18,7 @@ from lungcad.fileio import (
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
+    check_output_dir,
     ensure_output_dir,
     temp_dir_for,
     temp_path_for,
@@ -123,6 +124,16 @@ def test_binary_mode_only_w_or_wb(tmp_path: Path) -> None:
 def test_ensure_output_dir_creates_the_folder(tmp_path: Path) -> None:
     out = ensure_output_dir(tmp_path / "new" / "out")
     assert out.is_dir() and list(out.iterdir()) == []
+
+
+def test_check_output_dir_creates_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "a" / "b"
+    assert check_output_dir(out) == out
+    assert list(tmp_path.iterdir()) == []  # not even the write probe
+    notes = tmp_path / "notes.txt"
+    notes.write_text("x")
+    with pytest.raises(InputError, match=r"cannot create the --out folder \(.*notes\.txt is a file\)"):
+        check_output_dir(notes / "a" / "b")
 
 
 def test_ensure_output_dir_refuses_an_existing_file(tmp_path: Path) -> None:

@@ -153,19 +153,38 @@ def atomic_write_json(path: str | Path, obj: Any, *, indent: int | None = 2, **d
     return atomic_write_text(path, json.dumps(obj, indent=indent, **dumps) + "\n")
 
 
-def ensure_output_dir(path: str | Path, *, option: str = "--out") -> Path:
-    """Create the output folder ``path`` if needed and check that files can be written in it.
+def _probe_write(folder: Path) -> OSError | None:
+    """Create and remove a hidden file in ``folder``; the error when that is refused.
+
+    A real write, because ``os.access`` ignores read-only mounts and ACLs, and root passes it everywhere.
+    """
+    probe = temp_path_for(folder / "write-check")
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as exc:
+        return exc
+    os.close(fd)
+    probe.unlink(missing_ok=True)
+    return None
+
+
+def check_output_dir(path: str | Path, *, option: str = "--out") -> Path:
+    """Check, creating nothing, that ``path`` is a writable folder or can be created as one.
+
+    Commands call it before any work, so that a bad ``--out`` fails at once and a bad input (checked
+    next) leaves no empty folder behind; the writers create the folder when they write.
 
     Args:
         path: the folder a command will write into.
         option: the command-line option that named it, for the message.
 
     Returns:
-        ``path`` as a ``Path`` (an existing, writable folder).
+        ``path`` as a ``Path``.
 
     Raises:
-        InputError: ``path`` is an existing file, lies under a file, or cannot be created or written to;
-            the message names the path and what to pass instead.
+        InputError: ``path`` is an existing file, lies under a file, or it (or, when it does not exist
+            yet, the folder it would be created in) cannot be written to; the message names the path and
+            what to pass instead.
     """
     out = Path(path)
     if out.exists() and not out.is_dir():
@@ -174,24 +193,47 @@ def ensure_output_dir(path: str | Path, *, option: str = "--out") -> Path:
             path=out,
             fix=f"pass a folder to {option} (it is created if missing), or remove the file",
         )
+    if out.is_dir():
+        error = _probe_write(out)
+        if error is not None:
+            raise InputError(
+                f"cannot write into the {option} folder ({error.strerror or error})",
+                path=out,
+                fix=f"pass a folder you can write to as {option}, or change its permissions",
+            )
+        return out
+    # ``out`` is missing: it will be created inside its nearest existing ancestor.
+    # E.g. ``notes.txt/out`` under a file ``notes.txt``: the ancestor is a file, no folder can be made.
+    ancestor = out.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    error = None if ancestor.is_dir() else NotADirectoryError(f"{ancestor} is a file")
+    error = error or _probe_write(ancestor)
+    if error is not None:
+        raise InputError(
+            f"cannot create the {option} folder ({getattr(error, 'strerror', None) or error})",
+            path=out,
+            fix=f"pass a folder you can write to as {option}",
+        )
+    return out
+
+
+def ensure_output_dir(path: str | Path, *, option: str = "--out") -> Path:
+    """:func:`check_output_dir`, then create the folder (and its parents) if it is missing.
+
+    Returns:
+        ``path`` as a ``Path`` (an existing, writable folder).
+
+    Raises:
+        InputError: as :func:`check_output_dir`, or when creating the folder fails.
+    """
+    out = check_output_dir(path, option=option)
     try:
         out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:  # FileExistsError / NotADirectoryError: a parent is a file; PermissionError
+    except OSError as exc:
         raise InputError(
             f"cannot create the {option} folder ({exc.strerror or exc})",
             path=out,
             fix=f"pass a folder you can write to as {option}",
         ) from exc
-    # Try a real write: os.access ignores read-only mounts and ACLs, and root passes it everywhere.
-    probe = temp_path_for(out / "write-check")
-    try:
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    except OSError as exc:
-        raise InputError(
-            f"cannot write into the {option} folder ({exc.strerror or exc})",
-            path=out,
-            fix=f"pass a folder you can write to as {option}, or change its permissions",
-        ) from exc
-    os.close(fd)
-    probe.unlink(missing_ok=True)
     return out

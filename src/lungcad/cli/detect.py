@@ -10,7 +10,9 @@ from rich.progress import Progress
 from rich.table import Table
 
 from lungcad.cli.common import console, err_console, get_config, print_json
-from lungcad.fileio import ensure_output_dir
+from lungcad.cli.report import STUDY_KIND_HELP, study_kind_option
+from lungcad.errors import InputError
+from lungcad.fileio import check_output_dir
 from lungcad.log import timed_stage
 from lungcad.types import CheckStatus, ScanResult, ScanStatus
 
@@ -62,7 +64,7 @@ def detect(
     from lungcad.infer.outputs import write_outputs
 
     if out is not None:
-        out = ensure_output_dir(out)  # before loading the model: a bad --out fails at once
+        out = check_output_dir(out)  # before loading the model: a bad --out fails at once
     cfg = get_config()
     with timed_stage("model_load", "lungcad.cli", backend=backend):
         detector = Detector.load(model, bf16=not no_bf16, config=cfg, backend=backend)

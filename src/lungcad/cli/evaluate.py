@@ -19,7 +19,7 @@ from lungcad.annotations.luna16 import (
 from lungcad.cli.common import console, get_config, print_json
 from lungcad.evaluate.froc import FrocResult, evaluate_froc
 from lungcad.evaluate.froc_report import plot_froc, write_bootstrap_csv, write_froc_csv
-from lungcad.fileio import atomic_write_json, ensure_output_dir
+from lungcad.fileio import atomic_write_json, check_output_dir, ensure_output_dir
 
 
 def evaluate(
@@ -42,7 +42,7 @@ def evaluate(
     from lungcad.evaluate.cohort import evaluate_cohort
     from lungcad.infer.detector import Detector
 
-    out = ensure_output_dir(out)  # before loading the model: a bad --out fails at once
+    out = check_output_dir(out)  # before loading the model: a bad --out fails at once
     detector = Detector.load(model, bf16=not no_bf16, config=get_config())
     report = evaluate_cohort(
         data,
@@ -114,7 +114,7 @@ def evaluate_froc_cmd(
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """LUNA16 FROC / CPM of a detection result; writes the curve as CSV and PNG."""
-    out = ensure_output_dir(out)
+    out = check_output_dir(out)  # before the work; created when the results are written
     cfg = get_config().evaluate
     with (
         console.status("reading annotations and candidates", spinner="dots") if not as_json else nullcontext()
@@ -136,6 +136,7 @@ def evaluate_froc_cmd(
             excluded_unknown_diameter_mm=cfg.excluded_unknown_diameter_mm,
             bootstrap_samples=samples, confidence=confidence, seed=seed,
         )  # fmt: skip
+    ensure_output_dir(out)
     outputs = {
         "curve_csv": out / "froc.csv",
         "curve_png": out / "froc.png",

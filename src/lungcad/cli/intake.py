@@ -13,7 +13,7 @@ from rich.table import Table
 
 from lungcad.cli.common import console, get_config, print_json
 from lungcad.errors import InputError
-from lungcad.fileio import atomic_write, ensure_output_dir
+from lungcad.fileio import atomic_write, check_output_dir
 from lungcad.io import list_input, load_ct_with_discovery, load_listed
 from lungcad.io.discover import Discovery
 from lungcad.io.image import save_volume
@@ -125,7 +125,7 @@ def ingest(
     if fmt not in {"nifti", "mhd"}:
         raise InputError(f"--format must be nifti or mhd, got {fmt!r}")
     if out is not None:
-        out = ensure_output_dir(out)  # before the work: a bad --out fails at once
+        out = check_output_dir(out)  # before the work: a bad --out fails at once
     cfg = get_config({"preprocess": {"allow_gaps": allow_gaps}} if allow_gaps else None)
     t0 = time.perf_counter()
     with Progress(

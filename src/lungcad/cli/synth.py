@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from lungcad.cli.common import console, get_config, print_json
-from lungcad.fileio import ensure_output_dir
+from lungcad.fileio import check_output_dir
 
 
 def synth(
@@ -28,7 +28,7 @@ def synth(
     """Generate N synthetic chest CTs: DICOM and/or MetaImage, LUNA16 CSVs, LIDC XML, masks, manifest."""
     from lungcad.synth import generate_cohort
 
-    out = ensure_output_dir(out)
+    out = check_output_dir(out)  # before the work: a bad --out fails at once
     given = {"n_scans": n, "seed": seed, "output_format": fmt, "workers": workers, "shape_xy": shape_xy}
     overrides = {k: v for k, v in given.items() if v is not None}
     cfg = get_config({"synth": overrides}).synth

@@ -21,7 +21,7 @@ from lungcad.evaluate.metrics import BoxMask, ScanMatch, detected_pairs, match_f
 from lungcad.evaluate.runner import FailedScan, ScanEvaluation, run_cohort
 from lungcad.evaluate.summary import EvaluationSummary, summarise
 from lungcad.evaluate.summary_report import write_report
-from lungcad.fileio import ensure_output_dir
+from lungcad.fileio import check_output_dir
 from lungcad.infer.detector import Detector
 
 
@@ -126,7 +126,7 @@ def evaluate_cohort(
             nodule (FROC undefined), e.g. because every scan failed.
         LungcadError: with ``strict``, the first scan's error.
     """
-    data, out = Path(data), ensure_output_dir(out)
+    data, out = Path(data), check_output_dir(out)  # written (and created) at the end
     records = read_cohort(data, evaluation=True)
     run = run_cohort(detector, records, strict=strict, show_progress=show_progress, with_masks=True)
     froc = froc_of_detections(
