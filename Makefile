@@ -24,7 +24,7 @@ setup: $(VENV)/.installed
 
 # System libraries the report needs (WeasyPrint: Pango; tests: poppler-utils, dicom3tools). .ci/run installs
 # them itself; on a developer machine run `make system-deps` once (as root, Debian / Ubuntu).
-SYSTEM_DEPS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b fonts-dejavu-core poppler-utils dicom3tools
+SYSTEM_DEPS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0 fonts-dejavu-core poppler-utils dicom3tools
 system-deps:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_DEPS)
 
