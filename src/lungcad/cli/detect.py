@@ -58,11 +58,24 @@ def detect(
     as_json: bool = typer.Option(
         False, "--json", help="print the result JSON (schema 2.0) instead of tables; written files on stderr"
     ),
+    report: bool = typer.Option(
+        False, "--report", help="also write the clinician report (HTML, PDF), figures and DICOM SEG/SR/PDF"
+    ),
+    explain: bool = typer.Option(
+        False, "--explain", help="add Grad-CAM maps to the report (implies --report)"
+    ),
+    study_kind: str | None = typer.Option(
+        None, "--study-kind", callback=study_kind_option, help=STUDY_KIND_HELP + " (default screening)"
+    ),
 ) -> None:
     """Detect lung nodules: findings table, result.json, LUNA16 CSV rows and key images per nodule."""
     from lungcad.infer.detector import Detector
     from lungcad.infer.outputs import write_outputs
 
+    if (report or explain) and out is None:
+        raise InputError(
+            "--report / --explain write files, but no --out folder was given", fix="add --out DIR"
+        )
     if out is not None:
         out = check_output_dir(out)  # before loading the model: a bad --out fails at once
     cfg = get_config()
@@ -80,6 +93,19 @@ def detect(
                 target = out if len(paths) == 1 else out / (result.series_uid or path.stem)
                 with timed_stage("write", "lungcad.cli"):
                     files = write_outputs(result, run.volume, target, shown)
+                if report or explain:
+                    from lungcad.report.rerender import report_detection
+
+                    with timed_stage("report", "lungcad.cli"):
+                        made = report_detection(
+                            run,
+                            detector,
+                            target,
+                            min_probability=shown,
+                            study_kind=study_kind or "screening",
+                            explain=explain,
+                        )
+                    files.update(made.as_dict())
             results.append((path, result, files))
             progress.advance(task)
     if as_json:
