@@ -9,8 +9,9 @@ Axis conventions (they are in the names on purpose):
   ITK order ``(x, y, z)`` = ``(column, row, slice)``.  For a plain axial DICOM series it is built from
   ImageOrientationPatient (0020,0037) row/column cosines and their cross product.
 
-``CTVolume.world_to_voxel`` / ``CTVolume.voxel_to_world`` are the only coordinate conversions in the
-package; everything else calls them.
+``Grid.world_to_voxel`` / ``Grid.voxel_to_world`` are the only coordinate conversions in the package;
+``CTVolume`` holds a ``Grid`` and delegates to it, and everything else calls them.  Code that needs only
+geometry (targets, resampling targets, cached scans) takes a ``Grid``, never a placeholder ``CTVolume``.
 """
 
 from __future__ import annotations
@@ -107,47 +108,69 @@ class SeriesMetadata:
         return d
 
 
+EXCLUDED_UNKNOWN_DIAMETER_MM = 10.0
+"""Diameter (mm) of an excluded finding whose size is unknown (LUNA16 writes -1): 10 mm, as the official
+LUNA16 evaluation script uses.  The one definition: ``annotations.model.ExcludedFinding.radius_mm``
+applies it; the config key ``evaluate.excluded_unknown_diameter_mm`` defaults to it and overrides it."""
+
+
+def _three_floats(value: object, what: str, *, positive: bool) -> tuple[float, float, float]:
+    """``value`` as three finite floats (all > 0 when ``positive``), or ``InputError`` naming ``what``."""
+    try:
+        out = tuple(float(v) for v in value)  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        out = ()
+    if len(out) != 3 or not all(np.isfinite(v) and (v > 0 or not positive) for v in out):
+        kind = "three positive finite numbers" if positive else "three finite numbers"
+        raise InputError(f"{what} must be {kind}, got {value}")
+    return out  # type: ignore[return-value]
+
+
 @dataclass(frozen=True, eq=False)
-class CTVolume:
-    """A CT volume in Hounsfield units with its geometry.
+class Grid:
+    """A voxel grid placed in the world: which voxels there are and where they lie (no pixel data).
+
+    ``world = origin + direction @ diag(spacing_xyz) @ (x, y, z)`` for voxel index ``(z, y, x)``.  Worked
+    example: spacing (2.5, 0.5, 0.7) mm, origin (10, -20, 100), identity direction: voxel (2, 3, 4) lies at
+    world (10 + 4 x 0.7, -20 + 3 x 0.5, 100 + 2 x 2.5) = (12.8, -18.5, 105.0).
 
     Args:
-        hu: float32 array ``(z, y, x)`` in HU.
+        shape: number of voxels ``(z, y, x)``, each >= 0.
         spacing_zyx_mm: voxel size in mm along ``(z, y, x)``; all > 0.
         origin_xyz_mm: world position (mm, LPS) of voxel ``(0, 0, 0)`` (DICOM ImagePositionPatient of
             the first slice).
         direction: 3x3 orthonormal ITK direction matrix (columns = world directions of the x, y, z voxel
-            axes).
-        metadata: series metadata.
+            axes); stored read-only.
+
+    Raises:
+        InputError: a shape that is not three non-negative integers, a non-positive or non-finite spacing,
+            a non-finite origin, or a direction that is not an orthonormal 3x3 matrix.
     """
 
-    hu: np.ndarray
+    shape: tuple[int, int, int]
     spacing_zyx_mm: tuple[float, float, float]
     origin_xyz_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)
     direction: np.ndarray = field(default_factory=lambda: np.eye(3))
-    metadata: SeriesMetadata = field(default_factory=SeriesMetadata)
 
     def __post_init__(self) -> None:
-        hu = np.asarray(self.hu)
-        if hu.ndim != 3:
-            raise InputError(f"CTVolume.hu must be a 3-D (z, y, x) array, got shape {hu.shape}")
-        if hu.dtype != np.float32:
-            hu = hu.astype(np.float32)
-        object.__setattr__(self, "hu", hu)
-        spacing = tuple(float(s) for s in self.spacing_zyx_mm)
-        if len(spacing) != 3 or not all(np.isfinite(s) and s > 0 for s in spacing):
-            raise InputError(
-                f"spacing_zyx_mm must be three positive finite numbers, got {self.spacing_zyx_mm}"
-            )
-        object.__setattr__(self, "spacing_zyx_mm", spacing)
-        origin = tuple(float(o) for o in self.origin_xyz_mm)
-        if len(origin) != 3 or not all(np.isfinite(o) for o in origin):
-            raise InputError(f"origin_xyz_mm must be three finite numbers, got {self.origin_xyz_mm}")
-        object.__setattr__(self, "origin_xyz_mm", origin)
-        direction = np.asarray(self.direction, dtype=np.float64)
+        try:
+            shape = tuple(int(s) for s in self.shape)
+            integral = all(s == v for s, v in zip(shape, self.shape, strict=True))
+        except (TypeError, ValueError):
+            shape, integral = (), False
+        if len(shape) != 3 or not integral or min(shape) < 0:
+            raise InputError(f"Grid.shape must be three non-negative integers (z, y, x), got {self.shape!r}")
+        object.__setattr__(self, "shape", shape)
+        object.__setattr__(
+            self, "spacing_zyx_mm", _three_floats(self.spacing_zyx_mm, "spacing_zyx_mm", positive=True)
+        )
+        object.__setattr__(
+            self, "origin_xyz_mm", _three_floats(self.origin_xyz_mm, "origin_xyz_mm", positive=False)
+        )
+        direction = np.array(self.direction, dtype=np.float64)  # a copy: the caller's array stays writable
         if direction.shape != (3, 3):
             raise InputError(f"direction must be a 3x3 matrix, got shape {direction.shape}")
-        if not np.allclose(direction.T @ direction, np.eye(3), atol=1e-4):
+        if not (np.isfinite(direction).all() and np.allclose(direction.T @ direction, np.eye(3), atol=1e-4)):
             raise InputError(
                 "direction must be orthonormal (columns are unit, mutually perpendicular axis vectors); "
                 f"got {direction.tolist()}"
@@ -155,9 +178,18 @@ class CTVolume:
         direction.setflags(write=False)
         object.__setattr__(self, "direction", direction)
 
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return tuple(int(s) for s in self.hu.shape)  # type: ignore[return-value]
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Grid):
+            return NotImplemented
+        return (
+            self.shape == other.shape
+            and self.spacing_zyx_mm == other.spacing_zyx_mm
+            and self.origin_xyz_mm == other.origin_xyz_mm
+            and bool(np.array_equal(self.direction, other.direction))
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.shape, self.spacing_zyx_mm, self.origin_xyz_mm, self.direction.tobytes()))
 
     @property
     def spacing_xyz_mm(self) -> tuple[float, float, float]:
@@ -186,6 +218,77 @@ class CTVolume:
         ijk = idx[:, ::-1] * np.asarray(self.spacing_xyz_mm)
         world = ijk @ self.direction.T + np.asarray(self.origin_xyz_mm)
         return world[0] if single else world
+
+    def crop(self, start_zyx: tuple[int, int, int], stop_zyx: tuple[int, int, int]) -> Grid:
+        """Sub-grid of voxels ``[start, stop)``; its origin is voxel ``start``, so world positions stay."""
+        shape = tuple(max(0, int(b) - int(a)) for a, b in zip(start_zyx, stop_zyx, strict=True))
+        origin = self.voxel_to_world(np.asarray(start_zyx, dtype=np.float64))
+        return Grid(shape, self.spacing_zyx_mm, tuple(float(v) for v in origin), self.direction)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, eq=False)
+class CTVolume:
+    """A CT volume in Hounsfield units on its ``Grid``.
+
+    Args:
+        hu: float32 array ``(z, y, x)`` in HU.
+        spacing_zyx_mm: voxel size in mm along ``(z, y, x)``; all > 0.
+        origin_xyz_mm: world position (mm, LPS) of voxel ``(0, 0, 0)`` (DICOM ImagePositionPatient of
+            the first slice).
+        direction: 3x3 orthonormal ITK direction matrix (columns = world directions of the x, y, z voxel
+            axes).
+        metadata: series metadata.
+
+    ``grid`` (not an argument) is the validated geometry; ``spacing_zyx_mm``, ``origin_xyz_mm`` and
+    ``direction`` are the grid's own values, and the coordinate conversions are the grid's.
+    """
+
+    hu: np.ndarray
+    spacing_zyx_mm: tuple[float, float, float]
+    origin_xyz_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    direction: np.ndarray = field(default_factory=lambda: np.eye(3))
+    metadata: SeriesMetadata = field(default_factory=SeriesMetadata)
+    grid: Grid = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        hu = np.asarray(self.hu)
+        if hu.ndim != 3:
+            raise InputError(f"CTVolume.hu must be a 3-D (z, y, x) array, got shape {hu.shape}")
+        if hu.dtype != np.float32:
+            hu = hu.astype(np.float32)
+        object.__setattr__(self, "hu", hu)
+        grid = Grid(hu.shape, self.spacing_zyx_mm, self.origin_xyz_mm, self.direction)  # type: ignore[arg-type]
+        object.__setattr__(self, "grid", grid)
+        object.__setattr__(self, "spacing_zyx_mm", grid.spacing_zyx_mm)
+        object.__setattr__(self, "origin_xyz_mm", grid.origin_xyz_mm)
+        object.__setattr__(self, "direction", grid.direction)
+
+    @classmethod
+    def on_grid(cls, hu: np.ndarray, grid: Grid, metadata: SeriesMetadata | None = None) -> CTVolume:
+        """A volume of ``hu`` (shape ``grid.shape``) on ``grid``.
+
+        Raises:
+            InputError: ``hu`` does not have the grid's shape.
+        """
+        if tuple(np.shape(hu)) != grid.shape:
+            raise InputError(f"array shape {tuple(np.shape(hu))} does not match the grid's {grid.shape}")
+        return cls(hu, grid.spacing_zyx_mm, grid.origin_xyz_mm, grid.direction, metadata or SeriesMetadata())
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.grid.shape
+
+    @property
+    def spacing_xyz_mm(self) -> tuple[float, float, float]:
+        return self.grid.spacing_xyz_mm
+
+    def world_to_voxel(self, xyz_mm: np.ndarray | tuple[float, float, float]) -> np.ndarray:
+        """``Grid.world_to_voxel`` of the volume's grid."""
+        return self.grid.world_to_voxel(xyz_mm)
+
+    def voxel_to_world(self, zyx: np.ndarray | tuple[float, float, float]) -> np.ndarray:
+        """``Grid.voxel_to_world`` of the volume's grid."""
+        return self.grid.voxel_to_world(zyx)
 
     def with_array(
         self,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from lungcad.errors import InputError
-from lungcad.preprocess.resample import isotropic_shape, resample_isotropic
+from lungcad.preprocess.resample import isotropic_grid, isotropic_shape, resample_isotropic, resample_onto
 from lungcad.types import CTVolume
 
 
@@ -62,8 +62,8 @@ def test_mask_nearest_neighbour() -> None:
     vol = CTVolume(np.zeros((4, 4, 4)), (2.0, 2.0, 2.0))
     mask = np.zeros((4, 4, 4), dtype=np.uint8)
     mask[1:3, 1:3, 1:3] = 1
-    out = resample_isotropic(vol, 1.0, order=0, array=mask, fill_value=0).hu
-    assert set(np.unique(out)) == {0.0, 1.0}
+    out = resample_onto(vol, isotropic_grid(vol, 1.0), array=mask, order=0, fill_value=0)
+    assert out.shape == (7, 7, 7) and out.dtype == np.uint8 and set(np.unique(out)) == {0, 1}
 
 
 def test_bad_spacing() -> None:

@@ -13,7 +13,7 @@ from lungcad.annotations.lidc_xml import find_lidc_xml, read_lidc_xml
 from lungcad.annotations.luna16 import read_luna16_annotations, read_luna16_excluded, read_luna16_seriesuids
 from lungcad.annotations.masks import nodule_mask
 from lungcad.io import load_ct
-from lungcad.preprocess.resample import resample_isotropic
+from lungcad.preprocess.resample import isotropic_grid, resample_onto
 from lungcad.synth import SynthScan, generate_cohort
 from tests.synth.conftest import small_config
 
@@ -51,13 +51,13 @@ def test_csv_centres_land_in_their_masks_after_load_and_resampling(cohort_dir: P
         volume = load_ct(cohort_dir / scan[source])
         label = load_ct(cohort_dir / scan["mask"])
         np.testing.assert_allclose(label.origin_xyz_mm, volume.origin_xyz_mm, rtol=0, atol=1e-4)
-        iso = resample_isotropic(volume, 1.0)
-        iso_label = resample_isotropic(volume, 1.0, order=0, array=label.hu, fill_value=0)
+        iso = isotropic_grid(volume, 1.0)
+        iso_label = resample_onto(volume, iso, array=label.hu, order=0, fill_value=0)
         for n in scan["nodules"]:
             if n["diameter_mm"] < 3:
                 continue
             k = tuple(np.round(iso.world_to_voxel(n["center_xyz_mm"])).astype(int))
-            assert iso_label.hu[k] == n["label"], (scan["scan_id"], n)
+            assert iso_label[k] == n["label"], (scan["scan_id"], n)
 
 
 def test_dicom_and_metaimage_load_the_same_way(cohort_dir: Path, small_scan: SynthScan) -> None:

@@ -29,7 +29,7 @@ from lungcad.data.records import NoduleGT, ScanRecord
 from lungcad.fileio import temp_dir_for
 from lungcad.io import load_ct
 from lungcad.preprocess.pipeline import preprocess_ct
-from lungcad.types import CTVolume, stable_hash
+from lungcad.types import Grid, stable_hash
 
 CACHE_VERSION = 2  # 2: lung mask no longer fills the mediastinum
 
@@ -42,7 +42,7 @@ class CachedScan:
     image: np.ndarray  # float16 (z, y, x)
     lung: np.ndarray  # uint8
     seg: np.ndarray  # uint8
-    grid: CTVolume  # geometry of the arrays only: its ``hu`` is a 1-voxel placeholder, use ``shape``
+    grid: Grid  # geometry of the arrays (their shape, spacing, origin, direction)
     nodules_zyx: np.ndarray  # (N, 3) float voxel centres in the grid
     diameters_mm: np.ndarray  # (N,)
     actionable: np.ndarray  # (N,) bool
@@ -66,7 +66,7 @@ def cache_key(record: ScanRecord, cfg: PreprocessConfig) -> str:
 def _write_entry(record: ScanRecord, cfg: PreprocessConfig, final: Path) -> None:
     volume = load_ct(record.image_path, gap_factor=cfg.gap_factor, min_slices=cfg.min_slices)
     pre = preprocess_ct(volume, cfg)
-    grid = pre.volume
+    grid = pre.volume.grid
     seg = label_mask_on_grid(grid, record.nodules, record.mask_path)
     tmp = temp_dir_for(final)  # built complete in here, then renamed: never a half-written entry
     try:
@@ -117,8 +117,8 @@ class ScanCache:
         entry = self.ensure(record)
         meta = json.loads((entry / "meta.json").read_text())
         image = np.load(entry / "image.npy", mmap_mode="r")
-        grid = CTVolume(
-            hu=np.zeros((1, 1, 1), dtype=np.float32),
+        grid = Grid(
+            shape=image.shape,
             spacing_zyx_mm=tuple(meta["spacing_zyx_mm"]),
             origin_xyz_mm=tuple(meta["origin_xyz_mm"]),
             direction=np.asarray(meta["direction"]),

@@ -30,12 +30,12 @@ from lungcad.annotations.targets import TargetNodule, build_targets
 from lungcad.data.augment import RandomIntensity, RandomSpatial, SpatialParams
 from lungcad.data.cache import CachedScan
 from lungcad.data.sampling import PatchRequest, PatchSampler, extract_patch
-from lungcad.types import BatchKey, CTVolume
+from lungcad.types import BatchKey, Grid
 
 
-def patch_grid(patch_size: Sequence[int]) -> CTVolume:
+def patch_grid(patch_size: Sequence[int]) -> Grid:
     """A patch's own frame: 1 mm voxels, world (x, y, z) = voxel (x, y, z)."""
-    return CTVolume(np.zeros(tuple(int(p) for p in patch_size), dtype=np.float32), (1.0, 1.0, 1.0))
+    return Grid(tuple(int(p) for p in patch_size), (1.0, 1.0, 1.0))  # type: ignore[arg-type]
 
 
 def patch_targets(

@@ -14,12 +14,12 @@ import SimpleITK as sitk
 
 from lungcad.errors import InputError
 from lungcad.io.image import volume_to_sitk
-from lungcad.types import CTVolume
+from lungcad.types import CTVolume, Grid
 
 _INTERPOLATORS = {0: sitk.sitkNearestNeighbor, 1: sitk.sitkLinear, 3: sitk.sitkBSpline}
 
 
-def isotropic_shape(volume: CTVolume, spacing_mm: float) -> tuple[int, int, int]:
+def isotropic_shape(volume: Grid | CTVolume, spacing_mm: float) -> tuple[int, int, int]:
     """Output shape (z, y, x) for ``spacing_mm`` voxels inside the input's extent."""
     return tuple(  # type: ignore[return-value]
         int(np.floor((n - 1) * s / spacing_mm + 1e-6)) + 1
@@ -27,8 +27,16 @@ def isotropic_shape(volume: CTVolume, spacing_mm: float) -> tuple[int, int, int]
     )
 
 
+def isotropic_grid(volume: Grid | CTVolume, spacing_mm: float = 1.0) -> Grid:
+    """The grid ``resample_isotropic`` resamples onto: same origin and direction, ``spacing_mm`` voxels."""
+    if not spacing_mm > 0:
+        raise InputError(f"spacing_mm must be > 0, got {spacing_mm}")
+    spacing = (float(spacing_mm),) * 3
+    return Grid(isotropic_shape(volume, spacing_mm), spacing, volume.origin_xyz_mm, volume.direction)  # type: ignore[arg-type]
+
+
 def _resample(
-    source: CTVolume,
+    source: Grid | CTVolume,
     array: np.ndarray | None,
     shape_zyx: tuple[int, ...],
     spacing_zyx_mm: tuple[float, ...],
@@ -39,7 +47,9 @@ def _resample(
 ) -> np.ndarray:
     if order not in _INTERPOLATORS:
         raise InputError(f"interpolation order must be one of {sorted(_INTERPOLATORS)}, got {order}")
-    src = volume_to_sitk(source, array)
+    if array is None and not isinstance(source, CTVolume):
+        raise InputError("resampling from a Grid needs the array to resample (a Grid holds no image)")
+    src = volume_to_sitk(source, array)  # type: ignore[arg-type]  # geometry and ``hu`` only
     ref = sitk.Image([int(s) for s in shape_zyx[::-1]], src.GetPixelID())
     ref.SetSpacing(tuple(float(s) for s in spacing_zyx_mm[::-1]))
     ref.SetOrigin(tuple(float(o) for o in origin_xyz_mm))
@@ -74,8 +84,8 @@ def resample_to_grid(
 
 
 def resample_onto(
-    source: CTVolume,
-    target: CTVolume,
+    source: Grid | CTVolume,
+    target: Grid | CTVolume,
     *,
     array: np.ndarray | None = None,
     order: int = 1,
@@ -99,26 +109,14 @@ def resample_onto(
 
 
 def resample_isotropic(
-    volume: CTVolume,
-    spacing_mm: float = 1.0,
-    order: int = 1,
-    array: np.ndarray | None = None,
-    fill_value: float = -1000.0,
+    volume: CTVolume, spacing_mm: float = 1.0, order: int = 1, fill_value: float = -1000.0
 ) -> CTVolume:
-    """Resample to ``spacing_mm`` isotropic voxels (same origin and direction).
+    """Resample the volume's HU to ``spacing_mm`` isotropic voxels (same origin and direction).
 
-    ``array`` resamples another array on the volume's grid (e.g. a label mask with ``order=0`` and
-    ``fill_value=0``); the returned ``CTVolume`` then carries that array as its ``hu``.
+    Another array on the volume's grid (a label mask, with ``order=0`` and ``fill_value=0``) is resampled
+    with ``resample_onto(volume, isotropic_grid(volume, spacing_mm), array=mask, ...)``: it comes back as
+    an array on that ``Grid``, not as a ``CTVolume`` (which holds HU).
     """
-    if not spacing_mm > 0:
-        raise InputError(f"spacing_mm must be > 0, got {spacing_mm}")
-    shape = isotropic_shape(volume, spacing_mm)
-    spacing = (float(spacing_mm),) * 3
-    out = resample_to_grid(volume, spacing, shape, order=order, array=array, fill_value=fill_value)
-    return CTVolume(
-        hu=out.astype(np.float32, copy=False),
-        spacing_zyx_mm=spacing,
-        origin_xyz_mm=volume.origin_xyz_mm,
-        direction=volume.direction,
-        metadata=volume.metadata,
-    )
+    grid = isotropic_grid(volume, spacing_mm)
+    out = resample_onto(volume, grid, order=order, fill_value=fill_value)
+    return CTVolume.on_grid(out.astype(np.float32, copy=False), grid, volume.metadata)
