@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from lungcad.config_checks import check_mix, check_range, check_window_stride, parse_window, window_rule
 from lungcad.errors import ConfigError
-from lungcad.types import stable_hash
+from lungcad.types import EXCLUDED_UNKNOWN_DIAMETER_MM, stable_hash
 
 ENV_PREFIX = "LUNGCAD_"
 
@@ -269,7 +269,7 @@ class EvaluateConfig(_Section):
     max_candidates_per_scan: int = Field(100, ge=1, le=100000)
     fp_rates: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
     bootstrap_samples: int = Field(1000, ge=0, le=100000)
-    excluded_unknown_diameter_mm: float = Field(10.0, gt=0, le=100)
+    excluded_unknown_diameter_mm: float = Field(EXCLUDED_UNKNOWN_DIAMETER_MM, gt=0, le=100)
 
 
 class ServiceConfig(_Section):

@@ -9,8 +9,8 @@ import pytest
 
 from lungcad.annotations.consensus import cluster_marks, consensus_nodules, reader_marks
 from lungcad.annotations.lungrads import LungRads
-from lungcad.annotations.model import LidcRead, PointMark, ReaderNodule, ReadingSession, Roi
-from lungcad.errors import AnnotationError
+from lungcad.annotations.model import LidcRead, NoduleGT, PointMark, ReaderNodule, ReadingSession, Roi
+from lungcad.errors import AnnotationError, InputError
 from lungcad.types import CTVolume, Texture
 
 # 6 slices of 30 x 30 pixels; 2 mm slices, 1 mm pixels, origin 0: voxel (k, row, col) = world (col, row, 2k).
@@ -145,13 +145,22 @@ def test_bad_parameters() -> None:
         consensus_nodules(READ, GRID, cluster_distance_mm=-1)
 
 
-def test_to_finding() -> None:
+def test_to_gt_is_the_ground_truth_record() -> None:
+    """The consensus nodule as the cohort's ground truth: centre, diameter, triage label, texture enum."""
     main = consensus_nodules(READ, GRID)[0]
-    f = main.to_finding()
-    assert (f.center_xyz_mm, f.diameter_mm, f.volume_mm3, f.lung_rads) == (
+    gt = main.to_gt()
+    assert isinstance(gt, NoduleGT)
+    assert (gt.center_xyz_mm, gt.diameter_mm, gt.actionable, gt.texture, gt.label) == (
         main.center_xyz_mm,
         main.diameter_mm,
-        30.0,
-        "2",
+        True,
+        Texture.SOLID,
+        0,
     )
-    assert f.lung_rads is LungRads.C2 and f.triage_probability == 1.0  # actionable: triage 1
+
+
+def test_points_only_cluster_has_no_ground_truth_size() -> None:
+    small = [n for n in consensus_nodules(READ, GRID, include_small=True) if n.diameter_mm is None]
+    assert small, "the hand-built read has a cluster of small-nodule points"
+    with pytest.raises(InputError, match=r"a nodule < 3 mm \(points only\) has no size"):
+        small[0].to_gt()

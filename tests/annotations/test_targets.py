@@ -22,12 +22,12 @@ from lungcad.annotations.targets import (
 from lungcad.errors import InputError
 from lungcad.io import load_ct
 from lungcad.preprocess.resample import isotropic_shape
-from lungcad.types import BatchKey, CTVolume
+from lungcad.types import BatchKey, Grid
 
 
-def _grid(shape: tuple[int, int, int], spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0)) -> CTVolume:
-    """Geometry only: a zero-stride array costs no memory."""
-    return CTVolume(np.broadcast_to(np.float32(0), shape), spacing, origin)
+def _grid(shape: tuple[int, int, int], spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0)) -> Grid:
+    """Geometry only: targets need no image."""
+    return Grid(shape, spacing, origin)
 
 
 def _peaks(heat: np.ndarray) -> list[tuple[int, ...]]:
@@ -83,7 +83,7 @@ def test_given_mask_overrides_the_ball_and_larger_nodule_wins_a_shared_centre() 
     grid = _grid((5, 5, 5))
     box = BoxMask((1, 1, 1), np.ones((1, 1, 2), bool))
     t = build_targets(
-        [TargetNodule((2.0, 2.0, 2.0), 6.0, True, box), TargetNodule((2.2, 2.0, 2.0), 4.0, False)], grid
+        [TargetNodule((2.0, 2.0, 2.0), 6.0, True, mask=box), TargetNodule((2.2, 2.0, 2.0), 4.0, False)], grid
     )
     assert t[BatchKey.SIZE][2, 2, 2] == 6.0 and int(t[BatchKey.TRIAGE][2, 2, 2]) == 1
     assert t[BatchKey.SEGMENTATION][1, 1, 1:3].all()

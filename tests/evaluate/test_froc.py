@@ -180,11 +180,7 @@ def test_froc_of_detections_is_the_hand_computed_case_from_records() -> None:
         ScanDetections(
             uid,
             [gt(a) for a in CASE1_ANNOTATIONS if a.seriesuid == uid],
-            [
-                ((a.coord_x, a.coord_y, a.coord_z), a.diameter_mm)
-                for a in CASE1_EXCLUDED
-                if a.seriesuid == uid
-            ],
+            [a.to_excluded() for a in CASE1_EXCLUDED if a.seriesuid == uid],
             [finding(c) for c in CASE1_CANDIDATES if c.seriesuid == uid],
         )
         for uid in ("s1", "s2")

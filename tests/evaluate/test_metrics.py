@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from lungcad.annotations.masks import BoxMask
+from lungcad.annotations.model import ExcludedFinding
 from lungcad.data.records import NoduleGT
 from lungcad.errors import InputError
 from lungcad.evaluate.metrics import (
@@ -27,6 +31,9 @@ TP, DUP, IGN, FP = (
     FindingStatus.IGNORED,
     FindingStatus.FALSE_POSITIVE,
 )
+
+
+B = BoxMask
 
 
 def F(x: float, y: float, z: float, p: float, d: float = 5.0, **kw: object) -> Finding:
@@ -67,7 +74,7 @@ def test_equal_probabilities_prefer_the_nearer_finding_then_the_lower_index() ->
 def test_excluded_hit_is_ignored_and_unknown_diameter_is_10_mm() -> None:
     """Excluded at x = 20, d -1 -> 10 mm (r 5): 3 mm away ignored, exactly 5 mm away an FP.
     Excluded at x = -20, d 4 (r 2): 3 mm away is outside -> FP."""
-    excluded = [((20.0, 0.0, 0.0), -1.0), ((-20.0, 0.0, 0.0), 4.0)]
+    excluded = [ExcludedFinding((20.0, 0.0, 0.0), -1.0), ExcludedFinding((-20.0, 0.0, 0.0), 4.0)]
     findings = [F(23, 0, 0, 0.9), F(25, 0, 0, 0.9), F(-23, 0, 0, 0.9), F(-21, 0, 0, 0.5)]
     m = match_findings([], findings, excluded)
     assert m.gt_match == ()
@@ -78,7 +85,9 @@ def test_excluded_hit_is_ignored_and_unknown_diameter_is_10_mm() -> None:
 
 def test_a_nodule_hit_takes_precedence_over_an_excluded_hit() -> None:
     """A duplicate that also lies on an excluded finding stays a duplicate (nodules are processed first)."""
-    m = match_findings([G(0, 0, 0, 10.0)], [F(0, 0, 0, 0.9), F(2, 0, 0, 0.5)], [((2.0, 0.0, 0.0), -1.0)])
+    m = match_findings(
+        [G(0, 0, 0, 10.0)], [F(0, 0, 0, 0.9), F(2, 0, 0, 0.5)], [ExcludedFinding((2.0, 0.0, 0.0), -1.0)]
+    )
     assert m.status == (TP, DUP)
 
 
@@ -109,24 +118,54 @@ def test_detected_pairs_apply_the_threshold_after_matching() -> None:
         detected_pairs([m], 1.5)
 
 
+def _stand_in(p: float = 0.5, **kw: object) -> SimpleNamespace:
+    """A duck-typed finding, to reach match_findings' own checks with values ``Finding`` may refuse."""
+    fields = {"center_xyz_mm": (0.0, 0.0, 0.0), "diameter_mm": 5.0, "probability": p}
+    return SimpleNamespace(**(fields | {"triage_probability": None, "lung_rads": None} | kw))
+
+
 @pytest.mark.parametrize(
-    ("gt", "findings", "excluded", "message"),
+    ("inputs", "message"),
     [
-        ([G(0, 0, 0, 0.0)], [], [], r"nodule 0 diameter must be > 0 mm, got 0.0"),
-        ([G(0, 0, math.nan, 5.0)], [], [], r"nodule 0 centre must be three finite"),
-        ([G(0, 0, 0, 5.0, texture="Solid")], [], [], r"unknown texture 'Solid'"),
-        ([], [F(0, 0, 0, 1.5)], [], r"finding 0 probability must be in \[0, 1\], got 1.5"),
-        ([], [F(0, 0, 0, math.nan)], [], r"finding 0 probability must be in \[0, 1\], got nan"),
-        ([], [F(0, 0, 0, 0.5, triage_probability=-0.1)], [], r"triage_probability must be in \[0, 1\]"),
-        ([], [F(0, 0, 0, 0.5, lung_rads="5")], [], r"unknown Lung-RADS category '5'"),
-        ([], [F(0, 0, 0, 0.5, d=math.inf)], [], r"finding 0 diameter must be finite"),
-        ([], [], [(1.0, 2.0, 3.0)], r"excluded entry 0 must be \(\(x, y, z\) mm, diameter mm\)"),
-        ([], [], [((1.0, 2.0), 5.0)], r"excluded entry 0 centre must be three finite"),
+        (
+            lambda: ([SimpleNamespace(center_xyz_mm=(0, 0, 0), diameter_mm=5.0)], [], []),
+            r"must be a NoduleGT",
+        ),
+        (lambda: ([], [_stand_in(1.5)], []), r"finding 0 probability must be in \[0, 1\], got 1.5"),
+        (lambda: ([], [_stand_in(math.nan)], []), r"finding 0 probability must be in \[0, 1\], got nan"),
+        (lambda: ([], [_stand_in(triage_probability=-0.1)], []), r"triage_probability must be in \[0, 1\]"),
+        (lambda: ([], [_stand_in(lung_rads="5")], []), r"unknown Lung-RADS category '5'"),
+        (lambda: ([], [_stand_in(diameter_mm=math.inf)], []), r"finding 0 diameter must be finite"),
+        (lambda: ([], [_stand_in(center_xyz_mm=(0, 1))], []), r"finding 0 centre must be three finite"),
+        (lambda: ([], [], [((1.0, 2.0, 3.0), 5.0)]), r"excluded entry 0 must be an ExcludedFinding"),
     ],
 )
-def test_bad_match_inputs_are_rejected(gt: list, findings: list, excluded: list, message: str) -> None:
+def test_bad_match_inputs_are_rejected(inputs: Callable[[], tuple], message: str) -> None:
+    gt, findings, excluded = inputs()
     with pytest.raises(InputError, match=message):
         match_findings(gt, findings, excluded, scan_id="s9")
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: G(0, 0, 0, 0.0), r"nodule diameter must be > 0 mm, got 0.0"),
+        (lambda: G(0, 0, math.nan, 5.0), r"nodule centre must be three finite"),
+        (lambda: G(0, 0, 0, 5.0, texture="Solid"), r"unknown texture 'Solid'"),
+        (lambda: ExcludedFinding((1.0, 2.0), 5.0), r"excluded finding centre must be three finite"),
+    ],
+)
+def test_bad_ground_truth_is_rejected_when_built(build: Callable[[], object], message: str) -> None:
+    """The ground-truth records check themselves, so a bad value never reaches the matcher."""
+    with pytest.raises(InputError, match=message):
+        build()
+
+
+def test_unknown_diameter_override_must_be_positive() -> None:
+    with pytest.raises(InputError, match=r"excluded_unknown_diameter_mm must be > 0, got 0.0"):
+        match_findings(
+            [], [F(0, 0, 0, 0.5)], [ExcludedFinding((0.0, 0.0, 0.0))], excluded_unknown_diameter_mm=0.0
+        )
 
 
 def test_scan_match_rejects_mismatched_lengths() -> None:
@@ -175,15 +214,15 @@ def test_dice_rejects_bad_masks() -> None:
 def test_box_dice_of_two_shifted_cubes() -> None:
     """2^3 cubes at z offsets 0 and 1 share one 2 x 2 slab of 4 voxels: 2 * 4 / (8 + 8) = 0.5."""
     cube = np.ones((2, 2, 2), dtype=bool)
-    assert box_dice(((0, 0, 0), cube), ((1, 0, 0), cube)) == 0.5
-    assert box_dice(((0, 0, 0), cube), ((2, 0, 0), cube)) == 0.0  # touching boxes, no overlap
-    assert box_dice(((5, 5, 5), cube), ((5, 5, 5), cube)) == 1.0
+    assert box_dice(B((0, 0, 0), cube), B((1, 0, 0), cube)) == 0.5
+    assert box_dice(B((0, 0, 0), cube), B((2, 0, 0), cube)) == 0.0  # touching boxes, no overlap
+    assert box_dice(B((5, 5, 5), cube), B((5, 5, 5), cube)) == 1.0
 
 
 def test_box_dice_of_boxes_of_different_sizes() -> None:
     """A full 3^3 box at (10, 10, 10) contains the single voxel at (11, 11, 11): 2 * 1 / (27 + 1)."""
     big, one = np.ones((3, 3, 3), dtype=bool), np.ones((1, 1, 1), dtype=bool)
-    assert box_dice(((10, 10, 10), big), ((11, 11, 11), one)) == 2.0 / 28.0
+    assert box_dice(B((10, 10, 10), big), B((11, 11, 11), one)) == 2.0 / 28.0
 
 
 def test_box_dice_equals_dice_in_the_union_box() -> None:
@@ -193,25 +232,28 @@ def test_box_dice_equals_dice_in_the_union_box() -> None:
     union = np.zeros((6, 6, 8), dtype=bool), np.zeros((6, 6, 8), dtype=bool)
     union[0][2:6, 0:5, 1:7] = a
     union[1][0:6, 3:6, 4:8] = b
-    assert box_dice((off_a, a), (off_b, b)) == pytest.approx(dice(*union), rel=1e-15)
+    assert box_dice(B(off_a, a), B(off_b, b)) == pytest.approx(dice(*union), rel=1e-15)
 
 
 def test_box_dice_of_two_empty_masks_is_undefined() -> None:
     empty = np.zeros((2, 2, 2), dtype=bool)
-    assert box_dice(((0, 0, 0), empty), ((0, 0, 0), empty)) is None
-    assert box_dice(((0, 0, 0), empty), ((0, 0, 0), ~empty)) == 0.0
+    assert box_dice(B((0, 0, 0), empty), B((0, 0, 0), empty)) is None
+    assert box_dice(B((0, 0, 0), empty), B((0, 0, 0), ~empty)) == 0.0
 
 
 def test_box_dice_rejects_bad_boxes() -> None:
     cube = np.ones((2, 2, 2), dtype=bool)
     with pytest.raises(InputError, match=r"predicted needs an integer \(z, y, x\) offset"):
-        box_dice(((0.5, 0, 0), cube), ((0, 0, 0), cube))
+        box_dice(B((0.5, 0, 0), cube), B((0, 0, 0), cube))  # type: ignore[arg-type]
     with pytest.raises(InputError, match=r"truth needs an integer \(z, y, x\) offset and a 3-D mask"):
-        box_dice(((0, 0, 0), cube), ((0, 0, 0), cube[0]))
+        box_dice(B((0, 0, 0), cube), B((0, 0, 0), cube[0]))
     with pytest.raises(InputError, match=r"truth mask must be a boolean array, got dtype uint8"):
-        box_dice(((0, 0, 0), cube), ((0, 0, 0), cube.astype(np.uint8)))
-    with pytest.raises(InputError, match=r"predicted must be an \(offset_zyx, mask\) pair"):
-        box_dice(cube, ((0, 0, 0), cube))  # type: ignore[arg-type]
+        box_dice(B((0, 0, 0), cube), B((0, 0, 0), cube.astype(np.uint8)))
+    with pytest.raises(InputError, match=r"predicted must be a BoxMask \(offset_zyx, mask\), got a ndarray"):
+        box_dice(cube, B((0, 0, 0), cube))  # type: ignore[arg-type]
+    # a bare (offset, mask) pair is no BoxMask: there is one box-mask type, annotations.masks.BoxMask
+    with pytest.raises(InputError, match=r"truth must be a BoxMask \(offset_zyx, mask\), got a tuple"):
+        box_dice(B((0, 0, 0), cube), ((0, 0, 0), cube))  # type: ignore[arg-type]
 
 
 # --- ROC AUC ---------------------------------------------------------------------------------------------

@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lungcad.annotations.model import LunaAnnotation, LunaCandidate
+from lungcad.annotations.masks import BoxMask
+from lungcad.annotations.model import ExcludedFinding, LunaAnnotation, LunaCandidate
 from lungcad.data.records import NoduleGT
 from lungcad.errors import InputError
 from lungcad.evaluate.froc import evaluate_froc
@@ -68,7 +69,7 @@ def cohort() -> list[ScanMatch]:
     b = match_findings(
         [NoduleGT((0.0, 0.0, 0.0), 7.0)],
         [_f((0.0, 0.0, 3.0), 0.95, 7.0, 0.75, "3"), _f((30.0, 0.0, 0.0), 0.99), _f((-50.0, 0.0, 0.0), 0.2)],
-        [((30.0, 0.0, 0.0), -1.0)],
+        [ExcludedFinding((30.0, 0.0, 0.0), -1.0)],
         scan_id="b",
     )
     c = match_findings([], [], scan_id="c")
@@ -178,18 +179,16 @@ def test_dice_of_segmentations(cohort: list[ScanMatch]) -> None:
     """Half-overlapping cubes 0.5, identical cubes 1.0, two empty masks undefined -> n 2, mean 0.75."""
     cube, empty = np.ones((2, 2, 2), dtype=bool), np.zeros((2, 2, 2), dtype=bool)
     segs = [
-        (((0, 0, 0), cube), ((1, 0, 0), cube)),
-        (((3, 3, 3), cube), ((3, 3, 3), cube)),
-        (((0, 0, 0), empty), ((9, 9, 9), empty)),
+        (BoxMask((0, 0, 0), cube), BoxMask((1, 0, 0), cube)),
+        (BoxMask((3, 3, 3), cube), BoxMask((3, 3, 3), cube)),
+        (BoxMask((0, 0, 0), empty), BoxMask((9, 9, 9), empty)),
     ]
     d = summarise(cohort, segmentations=segs).dice
     assert (d.n, d.n_undefined, d.mean, d.median, d.min) == (2, 1, 0.75, 0.75, 0.5)
     assert dice_stats([]).mean is None
     with pytest.raises(InputError, match=r"segmentation 0 must be a \(predicted, truth\) pair"):
         dice_stats([((0, 0, 0),)])  # type: ignore[list-item]
-    with pytest.raises(
-        InputError, match=r"segmentation 0: predicted must be .* pair, got a tuple of 3 items"
-    ):
+    with pytest.raises(InputError, match=r"segmentation 0: predicted must be a BoxMask .*, got a tuple"):
         dice_stats([((0, 0, 0), cube)])  # type: ignore[list-item]
 
 

@@ -41,9 +41,9 @@ import numpy as np
 
 from lungcad.annotations.lungrads import LungRads, is_actionable, lung_rads_category, texture_from_lidc
 from lungcad.annotations.masks import BoxMask, SliceLocator, nodule_box_mask, point_voxel, stack_boxes
-from lungcad.annotations.model import CHARACTERISTICS, LidcRead
-from lungcad.errors import AnnotationError
-from lungcad.types import CTVolume, Finding, Texture
+from lungcad.annotations.model import CHARACTERISTICS, LidcRead, NoduleGT
+from lungcad.errors import AnnotationError, InputError
+from lungcad.types import CTVolume, Texture
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,19 +97,18 @@ class ConsensusNodule:
         """Number of readers who contoured the nodule (the LUNA16 agreement count)."""
         return len(self.reader_ids)
 
-    def to_finding(self) -> Finding:
-        """The nodule as a ``Finding`` (ground truth: probability 1; mask left out, it lives in ``mask``;
-        readers, characteristics and the other reading facts stay on this record)."""
-        return Finding(
-            center_xyz_mm=self.center_xyz_mm,
-            diameter_mm=self.diameter_mm if self.diameter_mm is not None else 0.0,
-            center_zyx_vox=self.center_zyx_vox,
-            volume_mm3=self.volume_mm3,
-            probability=1.0,
-            texture=self.texture,
-            triage_probability=1.0 if self.actionable else 0.0,
-            lung_rads=self.lung_rads,
-        )
+    def to_gt(self) -> NoduleGT:
+        """The nodule as a cohort's ground truth (what evaluation matches findings against).
+
+        Raises:
+            InputError: a cluster of small-nodule points only (< 3 mm), which has no size.
+        """
+        if self.diameter_mm is None:
+            raise InputError(
+                "a nodule < 3 mm (points only) has no size to be ground truth",
+                fix="keep the consensus nodules with a diameter (consensus_nodules(include_small=False))",
+            )
+        return NoduleGT(self.center_xyz_mm, self.diameter_mm, self.actionable, self.texture)
 
 
 def _equivalent_diameter(volume_mm3: float) -> float:

@@ -27,16 +27,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 from skimage.draw import line, polygon
 
-from lungcad.annotations.model import PointMark, ReaderNodule, Roi
+from lungcad.annotations.model import NoduleRecord, PointMark, ReaderNodule, Roi
 from lungcad.errors import AnnotationError, InputError
 from lungcad.io.image import load_image
 from lungcad.preprocess.resample import resample_onto
-from lungcad.types import CTVolume
+from lungcad.types import CTVolume, Grid
 
 
 @dataclass(frozen=True, eq=False)
@@ -235,7 +234,7 @@ def point_voxel(mark: PointMark, locator: SliceLocator) -> tuple[int, int, int]:
     return (locator.index(mark.z_mm, mark.sop_uid), int(mark.row), int(mark.col))
 
 
-def box_mask_to_grid(box: BoxMask, source: CTVolume, target: CTVolume) -> BoxMask:
+def box_mask_to_grid(box: BoxMask, source: Grid | CTVolume, target: Grid | CTVolume) -> BoxMask:
     """Map a mask from ``source``'s voxel grid to ``target``'s (nearest neighbour through world mm).
 
     Every target voxel whose centre maps (``target.voxel_to_world`` then ``source.world_to_voxel``) to a
@@ -268,7 +267,7 @@ def box_mask_to_grid(box: BoxMask, source: CTVolume, target: CTVolume) -> BoxMas
     return out.crop()
 
 
-def mask_to_grid(mask: np.ndarray, source: CTVolume, target: CTVolume) -> np.ndarray:
+def mask_to_grid(mask: np.ndarray, source: Grid | CTVolume, target: Grid | CTVolume) -> np.ndarray:
     """A full bool mask on ``source``'s grid -> a full bool mask of ``target.shape`` (nearest neighbour)."""
     mask = np.asarray(mask, dtype=bool)
     if mask.shape != source.shape:
@@ -277,30 +276,20 @@ def mask_to_grid(mask: np.ndarray, source: CTVolume, target: CTVolume) -> np.nda
     return box_mask_to_grid(box, source, target).to_full(target.shape)
 
 
-class WorldBall(Protocol):
-    """A ground-truth nodule as far as a ball mask needs it (any of the nodule record types)."""
-
-    @property
-    def center_xyz_mm(self) -> tuple[float, float, float]: ...
-
-    @property
-    def diameter_mm(self) -> float: ...
-
-
 def label_mask_on_grid(
-    grid: CTVolume, nodules: Sequence[WorldBall], mask_path: Path | None = None
+    grid: Grid | CTVolume, nodules: Sequence[NoduleRecord], mask_path: Path | None = None
 ) -> np.ndarray:
     """A scan's nodule label mask on ``grid`` (e.g. the detector's 1 mm grid), uint8 of ``grid.shape``.
 
     Args:
         grid: target geometry; only its shape, spacing, origin and direction are used.
-        nodules: the ground-truth nodules (world centre and diameter, mm), used when there is no mask file.
+        nodules: the ground-truth nodules (any ``NoduleRecord``), used when there is no mask file.
         mask_path: an exact label mask in the image's own grid (synthetic cohorts): resampled nearest-
             neighbour, labels kept.  Without one, each nodule is a ball of its diameter (value 1).
     """
     if mask_path is not None:
-        labels = load_image(mask_path)
-        return resample_onto(labels, grid, order=0, fill_value=0).astype(np.uint8)
+        labels = load_image(mask_path)  # the label image: an array on its own grid
+        return resample_onto(labels.grid, grid, array=labels.hu, order=0, fill_value=0).astype(np.uint8)
     # ``targets`` builds on this module (BoxMask, box_mask_to_grid), so its ball is imported here, not above.
     from lungcad.annotations.targets import ball_mask
 

@@ -26,48 +26,53 @@ the grid contributes its mask and heatmap tail but no centre.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from lungcad.annotations.consensus import ConsensusNodule
 from lungcad.annotations.masks import BoxMask, box_mask_to_grid
+from lungcad.annotations.model import NoduleGT, NoduleRecord
 from lungcad.errors import InputError
-from lungcad.types import BatchKey, CTVolume
+from lungcad.types import BatchKey, CTVolume, Grid
 
 TRIAGE_IGNORE = -1
 
 
-@dataclass(frozen=True, eq=False)
-class TargetNodule:
-    """What the targets need to know about one nodule.
+@dataclass(frozen=True)
+class TargetNodule(NoduleRecord):
+    """What the targets need to know about one nodule: a ``NoduleRecord`` with its triage label and mask.
 
     Args:
         center_xyz_mm: world centre (x, y, z) mm.
         diameter_mm: diameter (mm, > 0).
         actionable: triage label (Lung-RADS >= 4A or LIDC malignancy >= 4).
         mask: the nodule's voxels in the *target grid's* index space; ``None`` -> a ball of the diameter.
+
+    Raises:
+        InputError: a centre or diameter the base record refuses (e.g. ``nodule diameter must be > 0 mm``).
     """
 
-    center_xyz_mm: tuple[float, float, float]
-    diameter_mm: float
-    actionable: bool
-    mask: BoxMask | None = None
+    actionable: bool = False
+    mask: BoxMask | None = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def from_consensus(cls, nodule: ConsensusNodule, source: CTVolume, grid: CTVolume) -> TargetNodule:
+    def from_gt(cls, nodule: NoduleGT) -> TargetNodule:
+        """From a cohort's ground-truth nodule (no mask: a ball of its diameter)."""
+        return cls(nodule.center_xyz_mm, nodule.diameter_mm, nodule.actionable)
+
+    @classmethod
+    def from_consensus(
+        cls, nodule: ConsensusNodule, source: Grid | CTVolume, grid: Grid | CTVolume
+    ) -> TargetNodule:
         """From a consensus nodule measured in ``source``'s grid; its mask is mapped into ``grid``."""
-        if nodule.diameter_mm is None:
-            raise InputError("a nodule < 3 mm (points only) has no size for training targets")
+        gt = nodule.to_gt()  # refuses a cluster of points < 3 mm (no size)
         return cls(
-            nodule.center_xyz_mm,
-            nodule.diameter_mm,
-            nodule.actionable,
-            box_mask_to_grid(nodule.mask, source, grid),
+            gt.center_xyz_mm, gt.diameter_mm, gt.actionable, box_mask_to_grid(nodule.mask, source, grid)
         )
 
 
-def _local_grid(grid: CTVolume, center: np.ndarray, radius_mm: float) -> tuple[np.ndarray, np.ndarray]:
+def _local_grid(grid: Grid | CTVolume, center: np.ndarray, radius_mm: float) -> tuple[np.ndarray, np.ndarray]:
     """Voxel indices ``(N, 3)`` of the grid within a box of +-``radius_mm`` around ``center`` (clipped)."""
     steps = np.ceil(radius_mm / np.asarray(grid.spacing_zyx_mm)).astype(int) + 1
     lo = np.maximum(center - steps, 0)
@@ -79,7 +84,7 @@ def _local_grid(grid: CTVolume, center: np.ndarray, radius_mm: float) -> tuple[n
     return idx, grid.voxel_to_world(idx.astype(np.float64))
 
 
-def ball_mask(grid: CTVolume, center_xyz_mm: Sequence[float], diameter_mm: float) -> BoxMask:
+def ball_mask(grid: Grid | CTVolume, center_xyz_mm: Sequence[float], diameter_mm: float) -> BoxMask:
     """Grid voxels whose centres lie within ``diameter_mm / 2`` of the world point (clipped to the grid)."""
     center = np.asarray(center_xyz_mm, dtype=np.float64)
     c_vox = np.floor(grid.world_to_voxel(center) + 0.5).astype(int)
@@ -96,7 +101,7 @@ def ball_mask(grid: CTVolume, center_xyz_mm: Sequence[float], diameter_mm: float
 
 def build_targets(
     nodules: Sequence[TargetNodule],
-    grid: CTVolume,
+    grid: Grid | CTVolume,
     *,
     sigma_factor: float = 0.25,
     min_sigma_mm: float = 1.0,
@@ -105,7 +110,7 @@ def build_targets(
 
     Args:
         nodules: the scan's nodules (world centres; masks already in ``grid``'s index space).
-        grid: the target geometry (e.g. the 1 mm resampled volume); only geometry and shape are used.
+        grid: the target geometry (e.g. the 1 mm resampled volume's ``Grid``).
         sigma_factor: heatmap sigma as a fraction of the nodule radius (``annotations.heatmap_sigma_factor``).
         min_sigma_mm: lower bound of sigma in mm (``annotations.heatmap_min_sigma_mm``).
 
@@ -161,8 +166,8 @@ def build_targets(
 
 def targets_from_consensus(
     nodules: Sequence[ConsensusNodule],
-    source: CTVolume,
-    grid: CTVolume,
+    source: Grid | CTVolume,
+    grid: Grid | CTVolume,
     *,
     sigma_factor: float = 0.25,
     min_sigma_mm: float = 1.0,

@@ -20,7 +20,7 @@ import numpy as np
 
 from lungcad.annotations.luna16 import read_luna16_annotations, read_luna16_excluded
 from lungcad.annotations.lungrads import is_actionable, lung_rads_category
-from lungcad.data.records import NoduleGT, ScanRecord
+from lungcad.data.records import ExcludedFinding, NoduleGT, ScanRecord
 from lungcad.errors import InputError
 from lungcad.fileio import atomic_write_json
 from lungcad.io.discover import discover
@@ -30,9 +30,18 @@ from lungcad.types import Texture
 MANIFEST = "manifest.json"
 
 
-def _actionable_from_size(diameter_mm: float, texture: str | None = None) -> bool:
+def _actionable_from_size(diameter_mm: float, texture: Texture | str | None = None) -> bool:
     tex = Texture(texture) if texture else Texture.SOLID
     return is_actionable(lung_rads_category(diameter_mm, tex))
+
+
+def _excluded_by_scan(root: Path) -> dict[str, list[ExcludedFinding]]:
+    """``annotations_excluded.csv`` of ``root`` (when there is one) as excluded findings per series UID."""
+    out: dict[str, list[ExcludedFinding]] = {}
+    if (root / "annotations_excluded.csv").exists():
+        for row in read_luna16_excluded(root / "annotations_excluded.csv"):
+            out.setdefault(row.seriesuid, []).append(row.to_excluded())
+    return out
 
 
 def read_synthetic_cohort(root: Path, accepted_only: bool = False) -> list[ScanRecord]:
@@ -45,10 +54,7 @@ def read_synthetic_cohort(root: Path, accepted_only: bool = False) -> list[ScanR
             them exactly, whatever its simulated readers agreed on.
     """
     manifest = json.loads((root / MANIFEST).read_text())
-    excluded: dict[str, list] = {}
-    if (root / "annotations_excluded.csv").exists():
-        for row in read_luna16_excluded(root / "annotations_excluded.csv"):
-            excluded.setdefault(row.seriesuid, []).append((row.center_xyz_mm, row.diameter_mm))
+    excluded = _excluded_by_scan(root)
     records = []
     for scan in manifest["scans"]:
         uid = scan["series_uid"]
@@ -89,22 +95,15 @@ def _find_images(root: Path) -> dict[str, Path]:
 
 def read_luna16_cohort(root: Path) -> list[ScanRecord]:
     rows = read_luna16_annotations(root / "annotations.csv")
-    excluded_rows = (
-        read_luna16_excluded(root / "annotations_excluded.csv")
-        if (root / "annotations_excluded.csv").exists()
-        else []
-    )
+    excl = _excluded_by_scan(root)
     images = _find_images(root)
     if not images:
         raise InputError("no scans (.mhd or DICOM series) found", path=root, fix="check the cohort folder")
     by_uid: dict[str, list[NoduleGT]] = {}
     for r in rows:
         by_uid.setdefault(r.seriesuid, []).append(
-            NoduleGT(r.center_xyz_mm, r.diameter_mm, _actionable_from_size(r.diameter_mm))
+            r.to_nodule(actionable=_actionable_from_size(r.diameter_mm))
         )
-    excl: dict[str, list] = {}
-    for r in excluded_rows:
-        excl.setdefault(r.seriesuid, []).append((r.center_xyz_mm, r.diameter_mm))
     return [
         ScanRecord(uid, uid, path, tuple(by_uid.get(uid, [])), tuple(excl.get(uid, [])))
         for uid, path in sorted(images.items())
@@ -129,12 +128,7 @@ def read_lidc_cohort(root: Path, min_readers: int = 3) -> list[ScanRecord]:
             for n in consensus_nodules(read_lidc_xml(xml), volume)
             if n.diameter_mm and n.n_readers >= min_readers
         ]
-        gts = tuple(
-            NoduleGT(
-                n.center_xyz_mm, float(n.diameter_mm), n.actionable, n.texture.value if n.texture else None
-            )
-            for n in nodules
-        )
+        gts = tuple(n.to_gt() for n in nodules)
         patient = folder.parts[-3] if len(folder.parts) >= 3 else series.series_uid
         records.append(ScanRecord(series.series_uid, patient, folder, gts))
     return records

@@ -12,7 +12,8 @@ nodule.  ``PatchSampler`` draws a patch centre from one of four pools:
 * plain negative: any lung voxel.
 
 Negatives within ``exclusion_mm`` of a nodule or an excluded finding are redrawn, so a patch labelled
-"no nodule at the centre" never holds one there.
+"no nodule at the centre" never holds one there.  An excluded finding keeps negatives away as if it were at
+least ``MIN_EXCLUDED_CLEARANCE_DIAMETER_MM`` wide (below).
 """
 
 from __future__ import annotations
@@ -22,9 +23,32 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lungcad.annotations.model import ExcludedFinding
 from lungcad.data.cache import CachedScan
 
 VESSEL_LEVEL = (-500.0 + 1000.0) / 1400.0  # -500 HU in the [-1000, 400] window
+
+MIN_EXCLUDED_CLEARANCE_DIAMETER_MM = 10.0
+"""Smallest diameter (mm) an excluded finding is given when keeping training negatives away from it.
+
+This is deliberately not the evaluation's unknown-diameter rule (``EXCLUDED_UNKNOWN_DIAMETER_MM``, which
+applies only when the size is unknown): for training, a small excluded finding is treated as at least
+10 mm wide.  Why: LUNA16's excluded findings are nodules < 3 mm, nodules only one or two readers marked,
+and non-nodules, whose listed sizes are rough; a patch centred 3 mm from a 4 mm excluded lesion would be
+labelled "no nodule here" while the lesion is in view.  Example: a 4 mm excluded finding keeps negatives
+``10 / 2 + exclusion_mm`` = 10 mm away with the default 5 mm margin (not 2 + 5 = 7 mm); one of unknown size
+(-1) or of 12 mm keeps them 10 mm and 11 mm away.  The evaluation never uses this floor.
+"""
+
+
+def excluded_clearance_radius_mm(finding: ExcludedFinding) -> float:
+    """Radius (mm) inside which no training negative is centred, before the ``exclusion_mm`` margin.
+
+    Half of ``max(diameter, MIN_EXCLUDED_CLEARANCE_DIAMETER_MM)``; an unknown diameter counts as that floor.
+    """
+    return max(
+        finding.radius_mm(MIN_EXCLUDED_CLEARANCE_DIAMETER_MM), MIN_EXCLUDED_CLEARANCE_DIAMETER_MM / 2.0
+    )
 
 
 @dataclass(frozen=True)
@@ -83,9 +107,9 @@ class PatchSampler:
     def _avoid_points(scan: CachedScan) -> tuple[np.ndarray, np.ndarray]:
         pts = [scan.nodules_zyx]
         radii = [scan.diameters_mm / 2.0]
-        for centre, diameter in scan.record.excluded:
-            pts.append(np.atleast_2d(scan.grid.world_to_voxel(centre)))
-            radii.append(np.array([max(diameter, 10.0) / 2.0]))  # unknown (-1) counts as 10 mm, as LUNA16
+        for finding in scan.record.excluded:
+            pts.append(np.atleast_2d(scan.grid.world_to_voxel(finding.center_xyz_mm)))
+            radii.append(np.array([excluded_clearance_radius_mm(finding)]))
         return np.concatenate(pts).reshape(-1, 3), np.concatenate(radii)
 
     def set_hard_negatives(self, hard: Sequence[tuple[int, tuple[int, int, int]]]) -> None:

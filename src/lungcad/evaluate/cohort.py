@@ -129,18 +129,26 @@ def evaluate_cohort(
     data, out = Path(data), check_output_dir(out)  # written (and created) at the end
     records = read_cohort(data, evaluation=True)
     run = run_cohort(detector, records, strict=strict, show_progress=show_progress, with_masks=True)
+    unknown_mm = detector.cfg.evaluate.excluded_unknown_diameter_mm  # the same rule for FROC and metrics
     froc = froc_of_detections(
         [
             ScanDetections(ev.record.scan_id, ev.record.nodules, ev.record.excluded, ev.result.findings)
             for ev in run.scans
         ],
         max_candidates_per_scan=detector.cfg.evaluate.max_candidates_per_scan,
+        excluded_unknown_diameter_mm=unknown_mm,
         bootstrap_samples=bootstrap,
     )
     if froc is None:
         raise _no_froc_error(data, len(run.scans), run.failed)
     matches = [
-        match_findings(ev.record.nodules, ev.result.findings, ev.record.excluded, scan_id=ev.record.scan_id)
+        match_findings(
+            ev.record.nodules,
+            ev.result.findings,
+            ev.record.excluded,
+            scan_id=ev.record.scan_id,
+            excluded_unknown_diameter_mm=unknown_mm,
+        )
         for ev in run.scans
     ]
     summary = summarise(

@@ -1,16 +1,8 @@
 """Per-nodule evaluation: LUNA16 matching of findings to ground truth, and the numeric metrics built on it.
 
-Matching (``match_findings``) follows the LUNA16 rules of ``evaluate.froc`` scan by scan:
-
-1. A finding *hits* a nodule when its world distance to the nodule centre is strictly below the nodule's
-   radius (a finding exactly on the radius misses).
-2. Each ground-truth nodule is matched to its hitting finding of highest probability (ties: the nearer
-   one, then the lower index).  That finding is a true positive.  A finding that is the best hit of two
-   overlapping nodules is matched to both, as LUNA16 counts it for both.
-3. Every other finding that hits a nodule is a *duplicate*: neither true nor false positive (LUNA16 takes
-   all hitting candidates out of the pool, so they never count as false positives).
-4. Of the remaining findings, those hitting an excluded finding ("irrelevant findings", diameter -1 = unknown
-   -> 10 mm) are *ignored*; all others are false positives.
+``match_findings`` validates one scan's records and matches them with ``evaluate.matching.luna16_match``,
+the same matcher ``evaluate.froc`` uses, so a finding is a true positive, a duplicate, ignored (on an
+excluded finding) or a false positive here exactly when FROC counts it so (rules in ``evaluate.matching``).
 
 Matching does not depend on an operating threshold t: the best hit of a nodule is found at t exactly when
 its probability is >= t, and the pairs are the same as when findings below t are dropped first.  So one
@@ -25,33 +17,32 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 
 import numpy as np
 
-from lungcad.annotations.lungrads import LungRads
-from lungcad.data.records import NoduleGT
+from lungcad.annotations.masks import BoxMask
+from lungcad.annotations.model import EXCLUDED_UNKNOWN_DIAMETER_MM, ExcludedFinding, NoduleGT
 from lungcad.errors import InputError
-from lungcad.types import Finding, Texture
+from lungcad.evaluate.matching import FindingStatus, excluded_arrays, luna16_match
+from lungcad.types import Finding, LungRads
 
-EXCLUDED_UNKNOWN_DIAMETER_MM = 10.0
+__all__ = [
+    "EXCLUDED_UNKNOWN_DIAMETER_MM",
+    "SIZE_BANDS",
+    "FindingStatus",
+    "MatchedPair",
+    "ScanMatch",
+    "box_dice",
+    "check_threshold",
+    "detected_pairs",
+    "dice",
+    "match_findings",
+    "roc_auc",
+    "size_band",
+]
+
 SIZE_BANDS: tuple[str, ...] = ("<6", "6-8", "8-15", ">=15")
 _BAND_EDGES_MM = (6.0, 8.0, 15.0)
-
-BoxMask = tuple[tuple[int, int, int], np.ndarray]
-"""A boolean mask ``(z, y, x)`` of a box and the voxel index ``(z, y, x)`` of the box's first voxel."""
-
-Excluded = tuple[tuple[float, float, float], float]
-"""An excluded finding: world centre ``(x, y, z)`` mm and diameter mm (-1 or any value <= 0 = unknown)."""
-
-
-class FindingStatus(StrEnum):
-    """What a finding turned out to be after matching (module docstring, rules 2-4)."""
-
-    TRUE_POSITIVE = "tp"
-    DUPLICATE = "duplicate"
-    IGNORED = "ignored"
-    FALSE_POSITIVE = "fp"
 
 
 @dataclass(frozen=True)
@@ -102,18 +93,16 @@ def _check_probability(p: float | None, what: str) -> None:
         raise InputError(f"{what} must be in [0, 1], got {p}")
 
 
-def _validate(gt: Sequence[NoduleGT], findings: Sequence[Finding], scan_id: str) -> None:
-    """Check the inputs once, here at the boundary, so the metrics never meet a bad value."""
-    textures = {t.value for t in Texture}
+def _validate(
+    gt: Sequence[NoduleGT], findings: Sequence[Finding], excluded: Sequence[ExcludedFinding], scan_id: str
+) -> None:
+    """Check the inputs once, here at the boundary, so the matcher and the metrics never meet a bad value.
+
+    The record types validate themselves on construction; this also catches objects of other types.
+    """
     for i, g in enumerate(gt):
-        _check_point(g.center_xyz_mm, f"scan {scan_id!r}: nodule {i} centre")
-        if not (g.diameter_mm > 0 and math.isfinite(g.diameter_mm)):
-            raise InputError(f"scan {scan_id!r}: nodule {i} diameter must be > 0 mm, got {g.diameter_mm}")
-        if g.texture is not None and g.texture not in textures:
-            raise InputError(
-                f"scan {scan_id!r}: nodule {i} has unknown texture {g.texture!r}",
-                fix=f"use one of {sorted(textures)} or None",
-            )
+        if not isinstance(g, NoduleGT):
+            raise InputError(f"scan {scan_id!r}: nodule {i} must be a NoduleGT, got {type(g).__name__}")
     categories = {c.value for c in LungRads}
     for j, f in enumerate(findings):
         _check_point(f.center_xyz_mm, f"scan {scan_id!r}: finding {j} centre")
@@ -126,23 +115,29 @@ def _validate(gt: Sequence[NoduleGT], findings: Sequence[Finding], scan_id: str)
                 f"scan {scan_id!r}: finding {j} has unknown Lung-RADS category {f.lung_rads!r}",
                 fix=f"use one of {[c.value for c in LungRads]} or None",
             )
+    for k, e in enumerate(excluded):
+        if not isinstance(e, ExcludedFinding):
+            raise InputError(
+                f"scan {scan_id!r}: excluded entry {k} must be an ExcludedFinding, got {e!r}",
+                fix="build it as ExcludedFinding(center_xyz_mm, diameter_mm), -1 or None = unknown diameter",
+            )
 
 
 def match_findings(
     gt: Sequence[NoduleGT],
     findings: Sequence[Finding],
-    excluded: Sequence[Excluded] = (),
+    excluded: Sequence[ExcludedFinding] = (),
     *,
     scan_id: str = "",
     excluded_unknown_diameter_mm: float = EXCLUDED_UNKNOWN_DIAMETER_MM,
 ) -> ScanMatch:
-    """Match one scan's findings to its ground-truth nodules by the LUNA16 rules (module docstring).
+    """Match one scan's findings to its ground-truth nodules by the LUNA16 rules (``evaluate.matching``).
 
     Args:
         gt: ground-truth nodules, world mm.
         findings: detections, world mm; ``probability`` ranks the hits of a nodule.
-        excluded: irrelevant findings as ``((x, y, z) mm, diameter mm)``, as in ``ScanRecord.excluded``;
-            a diameter <= 0 (LUNA16 writes -1) means unknown and uses ``excluded_unknown_diameter_mm``.
+        excluded: irrelevant findings (``ScanRecord.excluded``); an unknown diameter uses
+            ``excluded_unknown_diameter_mm``.
         scan_id: named in error messages and kept in the result.
         excluded_unknown_diameter_mm: diameter (mm) of excluded findings of unknown size.
 
@@ -150,48 +145,20 @@ def match_findings(
         The per-nodule matches and per-finding statuses.
 
     Raises:
-        InputError: a non-finite centre, a non-positive nodule diameter, a probability outside [0, 1], an
-            unknown texture or Lung-RADS category, or a malformed excluded entry.
+        InputError: a nodule that is not a ``NoduleGT``, a non-finite finding centre or diameter, a
+            probability outside [0, 1], an unknown Lung-RADS category, an excluded entry that is not an
+            ``ExcludedFinding``, or a non-positive ``excluded_unknown_diameter_mm``.
     """
-    _validate(gt, findings, scan_id)
-    if not excluded_unknown_diameter_mm > 0:
-        raise InputError(f"excluded_unknown_diameter_mm must be > 0, got {excluded_unknown_diameter_mm}")
-    xyz = np.asarray([f.center_xyz_mm for f in findings], dtype=np.float64).reshape(-1, 3)
-    prob = np.asarray([f.probability for f in findings], dtype=np.float64)
-    status = [FindingStatus.FALSE_POSITIVE] * len(findings)
-    hit_any = np.zeros(len(findings), dtype=bool)
-    gt_match: list[int | None] = []
-    for g in gt:
-        dist = np.sqrt(np.sum((xyz - np.asarray(g.center_xyz_mm)) ** 2, axis=1))
-        hits = np.flatnonzero(dist < g.diameter_mm / 2.0)
-        hit_any[hits] = True
-        if len(hits) == 0:
-            gt_match.append(None)
-            continue
-        # lexsort: last key first -> highest probability, then nearest, then lowest index
-        best = int(hits[np.lexsort((hits, dist[hits], -prob[hits]))[0]])
-        gt_match.append(best)
-        status[best] = FindingStatus.TRUE_POSITIVE
-    near_excluded = np.zeros(len(findings), dtype=bool)
-    for k, entry in enumerate(excluded):
-        try:
-            centre, diameter = entry
-            diameter = float(diameter)
-        except (TypeError, ValueError):
-            raise InputError(
-                f"scan {scan_id!r}: excluded entry {k} must be ((x, y, z) mm, diameter mm), got {entry!r}"
-            ) from None
-        c = _check_point(centre, f"scan {scan_id!r}: excluded entry {k} centre")
-        d = diameter if diameter > 0 else excluded_unknown_diameter_mm
-        near_excluded |= np.sum((xyz - c) ** 2, axis=1) < (d / 2.0) ** 2
-    for j in range(len(findings)):
-        if status[j] is FindingStatus.TRUE_POSITIVE:
-            continue
-        if hit_any[j]:
-            status[j] = FindingStatus.DUPLICATE
-        elif near_excluded[j]:
-            status[j] = FindingStatus.IGNORED
-    return ScanMatch(tuple(gt), tuple(findings), tuple(gt_match), tuple(status), scan_id)
+    _validate(gt, findings, excluded, scan_id)
+    m = luna16_match(
+        np.asarray([g.center_xyz_mm for g in gt], dtype=np.float64).reshape(-1, 3),
+        np.asarray([g.diameter_mm for g in gt], dtype=np.float64),
+        np.asarray([f.center_xyz_mm for f in findings], dtype=np.float64).reshape(-1, 3),
+        np.asarray([f.probability for f in findings], dtype=np.float64),
+        *excluded_arrays(excluded, excluded_unknown_diameter_mm),
+    )
+    gt_match = tuple(int(b) if b >= 0 else None for b in m.best)
+    return ScanMatch(tuple(gt), tuple(findings), gt_match, m.status, scan_id)
 
 
 @dataclass(frozen=True)
@@ -283,22 +250,20 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _check_box(box: BoxMask, what: str) -> tuple[np.ndarray, np.ndarray]:
-    if not isinstance(box, tuple | list) or len(box) != 2:
-        size = f" of {len(box)} items" if isinstance(box, tuple | list) else ""
-        raise InputError(f"{what} must be an (offset_zyx, mask) pair, got a {type(box).__name__}{size}")
-    offset, mask = box
-    mask = _check_mask(mask, f"{what} mask")
-    off = np.asarray(offset)
+    if not isinstance(box, BoxMask):
+        raise InputError(f"{what} must be a BoxMask (offset_zyx, mask), got a {type(box).__name__}")
+    mask = _check_mask(box.mask, f"{what} mask")
+    off = np.asarray(box.offset_zyx)
     if off.shape != (3,) or not np.issubdtype(off.dtype, np.integer) or mask.ndim != 3:
         raise InputError(
-            f"{what} needs an integer (z, y, x) offset and a 3-D mask, got offset {offset!r} and mask "
-            f"shape {mask.shape}"
+            f"{what} needs an integer (z, y, x) offset and a 3-D mask, got offset {box.offset_zyx!r} and "
+            f"mask shape {mask.shape}"
         )
     return off.astype(np.int64), mask
 
 
 def box_dice(predicted: BoxMask, truth: BoxMask) -> float | None:
-    """Dice of two boolean masks given as boxes placed on the same voxel grid.
+    """Dice of two boolean masks given as boxes (``annotations.masks.BoxMask``) on the same voxel grid.
 
     Equal to the Dice of both masks pasted into their union box: voxels outside a box are background, so
     ``|A|`` and ``|B|`` are the masks' own sums and ``|A & B|`` can only be non-zero where the boxes
@@ -307,14 +272,14 @@ def box_dice(predicted: BoxMask, truth: BoxMask) -> float | None:
     Example: a 2 x 2 x 2 cube at offset (0, 0, 0) and another at (1, 0, 0) share 4 voxels -> 8 / 16 = 0.5.
 
     Args:
-        predicted: ``(offset_zyx, mask)`` of the segmentation.
-        truth: ``(offset_zyx, mask)`` of the ground truth, same grid.
+        predicted: the segmentation's box mask.
+        truth: the ground truth's box mask, same grid.
 
     Returns:
         Dice in [0, 1], or ``None`` when both masks are empty (undefined).
 
     Raises:
-        InputError: a malformed box (non-integer offset, not 3-D, not boolean).
+        InputError: not a ``BoxMask``, or a malformed one (non-integer offset, not 3-D, not boolean).
     """
     off_a, a = _check_box(predicted, "predicted")
     off_b, b = _check_box(truth, "truth")

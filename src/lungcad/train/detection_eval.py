@@ -9,6 +9,7 @@ import numpy as np
 from torch import nn
 
 from lungcad.data.cache import CachedScan, nodules_of
+from lungcad.data.sampling import excluded_clearance_radius_mm
 from lungcad.evaluate.froc import FrocResult, ScanDetections, froc_of_detections
 from lungcad.infer.candidates import candidates_from_prediction
 from lungcad.infer.sliding import predict_volume
@@ -66,13 +67,16 @@ def mine_hard_negatives(
     """The highest-scoring false positives of the current model: ``(scan index, centre voxel)`` pairs.
 
     A candidate is a false positive when it lies farther than ``radius + clearance_mm`` from every nodule
-    and excluded finding of its scan.
+    and excluded finding of its scan; an excluded finding's radius is the training clearance
+    (``data.sampling.excluded_clearance_radius_mm``: at least 5 mm), the same as patch sampling uses.
     """
     hard: list[tuple[int, tuple[int, int, int]]] = []
     for i in scan_indices:
         scan = scans[i]
         avoid = [(np.asarray(n.center_xyz_mm), n.diameter_mm / 2) for n in nodules_of(scan)]
-        avoid += [(np.asarray(c), max(d, 10.0) / 2) for c, d in scan.record.excluded]
+        avoid += [
+            (np.asarray(e.center_xyz_mm), excluded_clearance_radius_mm(e)) for e in scan.record.excluded
+        ]
         found = 0
         for f in detect_cached(model, scan, settings):
             p = np.asarray(f.center_xyz_mm)
