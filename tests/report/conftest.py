@@ -46,6 +46,7 @@ class Rendered:
     files: object  # ReportFiles
     out: Path
     min_probability: float
+    detector: object = None
 
 
 def render_detection(scan: Path, out: Path) -> Rendered:
@@ -58,7 +59,7 @@ def render_detection(scan: Path, out: Path) -> Rendered:
     threshold = detector.cfg.infer.report_threshold
     write_outputs(run.result, run.volume, out, threshold)
     files = report_detection(run, detector, out, min_probability=threshold)
-    return Rendered(run, files, out, threshold)
+    return Rendered(run, files, out, threshold, detector)
 
 
 @pytest.fixture(scope="session")

@@ -104,3 +104,15 @@ def test_report_command_needs_a_result(tmp_path: Path, capsys) -> None:
 def test_detect_report_needs_out(capsys) -> None:
     assert main(["detect", str(slab_series()), "--report"]) == 2
     assert "--out" in capsys.readouterr().err
+
+
+def test_gradcam_looks_at_the_nodule(slab_report: Rendered) -> None:
+    """The Grad-CAM maximum of the centre-heatmap head lies within the nodule's diameter of its centre."""
+    from lungcad.report.figures.gradcam import CUBE, gradcam_cube
+
+    run = slab_report.run
+    f = next(f for f in run.result.findings if f.probability >= slab_report.min_probability)
+    cam, grid = gradcam_cube(slab_report.detector.model, run.pre.image, run.pre.volume.grid, f)
+    assert cam.shape == (CUBE,) * 3 and cam.min() >= 0.0 and cam.max() == pytest.approx(1.0)
+    peak = grid.voxel_to_world(np.asarray(np.unravel_index(np.argmax(cam), cam.shape), float))
+    assert np.linalg.norm(peak - np.asarray(f.center_xyz_mm)) < f.diameter_mm / 2

@@ -35,6 +35,13 @@ class _CentreScore(nn.Module):
         return self.net(x).heatmap[:, :, z, y, w].float()
 
 
+def _to_unit(x: torch.Tensor) -> torch.Tensor:
+    """Scale each map to [0, 1], its maximum (the strongest evidence) at 1; a flat map becomes 0."""
+    lo = x.amin(dim=tuple(range(1, x.ndim)), keepdim=True)
+    hi = x.amax(dim=tuple(range(1, x.ndim)), keepdim=True)
+    return (x - lo) / (hi - lo).clamp_min(1e-12)
+
+
 def gradcam_cube(net: nn.Module, image: np.ndarray, grid: Grid, finding: Finding) -> tuple[np.ndarray, Grid]:
     """Grad-CAM map of one finding.
 
@@ -60,7 +67,9 @@ def gradcam_cube(net: nn.Module, image: np.ndarray, grid: Grid, finding: Finding
     stride = int(getattr(net, "head_stride", 2))
     head = tuple(int(v) // stride for v in (centre - start))
     wrapper = _CentreScore(net, head).eval()  # type: ignore[arg-type]
-    cam = GradCAM(nn_module=wrapper, target_layers=TARGET_LAYER)
+    # MONAI's default post-processing maps (min, max) to (1, 0) -- high attention would read as low --
+    # so the map is scaled to (min, max) -> (0, 1) here instead
+    cam = GradCAM(nn_module=wrapper, target_layers=TARGET_LAYER, postprocessing=_to_unit)
     x = torch.from_numpy(cube)[None, None]
     with torch.enable_grad():
         heat = cam(x, class_idx=0)
