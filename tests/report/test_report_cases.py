@@ -89,8 +89,12 @@ def test_findings_sorted_by_lung_rads_then_size() -> None:
 
 def test_scan_category_and_management() -> None:
     b = Finding((1, 0, 0), 9.0, probability=0.6, texture=Texture.SOLID, lung_rads=LungRads.C4A)
+    small = Finding((2, 0, 0), 4.0, probability=0.9, texture=Texture.SOLID, lung_rads=LungRads.C2)
     assert scan_category([], qa_failed=False) == "1"
-    assert scan_category(_shown(b), qa_failed=True) == "0"
+    assert scan_category([], qa_failed=True) == "0"
+    assert scan_category(_shown(small), qa_failed=True) == "0"  # a "2" would reassure wrongly
+    assert scan_category(_shown(b, small), qa_failed=True) == "4A"  # a 4A needs its management anyway
+    assert "incomplete" in guidance(_shown(b), StudyKind.SCREENING, qa_failed=True).lines[-1]
     g = guidance(_shown(b), StudyKind.SCREENING, qa_failed=False)
     assert g.headline == "Lung-RADS 4A - Suspicious" and "3 months" in g.lines[0]
 

@@ -10,8 +10,10 @@ Sources (paraphrased, not quoted):
   immunocompromised patients.  Size is the average of long and short axis there; the report uses the
   volume-equivalent diameter, which is close to it for round nodules (say so in the report).
 
-A scan whose QA failed gets Lung-RADS 0 ("incomplete": part of the lungs cannot be evaluated) whatever it
-found, because a missing nodule cannot be ruled out; with no shown finding and QA passed it is 1.
+A scan whose QA failed gets Lung-RADS 0 ("incomplete": part of the lungs cannot be evaluated) unless it
+shows a finding of category 3 or higher: a missed nodule cannot be ruled out, so "1" or "2" would
+reassure wrongly, but a 4B nodule needs its 4B management whatever else the scan hides (the report then
+says the evaluation is incomplete).  With no shown finding and QA passed the scan is 1.
 """
 
 from __future__ import annotations
@@ -61,11 +63,13 @@ class Guidance:
 
 
 def scan_category(shown: list[ShownFinding], qa_failed: bool) -> str:
-    """Per-scan Lung-RADS: the most urgent shown finding's category; 0 when QA failed, 1 with none."""
-    if qa_failed:
-        return LUNG_RADS_0
+    """Per-scan Lung-RADS: the most urgent shown finding's category (1 with none); when QA failed, 0
+    unless that category is 3 or higher (rule in the module docstring)."""
     ranked = [s.finding.lung_rads for s in shown if s.finding.lung_rads is not None]
-    return max(ranked, key=lambda c: c.rank).value if ranked else LungRads.C1.value
+    top = max(ranked, key=lambda c: c.rank) if ranked else LungRads.C1
+    if qa_failed and top.rank < LungRads.C3.rank:
+        return LUNG_RADS_0
+    return top.value
 
 
 def _fleischner_solid(d: float, multiple: bool) -> str:
@@ -118,14 +122,14 @@ def guidance(shown: list[ShownFinding], kind: StudyKind, qa_failed: bool) -> Gui
     """The recommendation box for a scan."""
     if kind is StudyKind.SCREENING:
         category = scan_category(shown, qa_failed)
+        lines = (LUNG_RADS_MANAGEMENT[category],)
+        if qa_failed and category != LUNG_RADS_0:
+            lines += ("QA failed: the evaluation is incomplete, and nodules elsewhere are not excluded.",)
         return Guidance(
-            "Lung-RADS v2022",
-            category,
-            f"Lung-RADS {category} - {LUNG_RADS_MEANING[category]}",
-            (LUNG_RADS_MANAGEMENT[category],),
+            "Lung-RADS v2022", category, f"Lung-RADS {category} - {LUNG_RADS_MEANING[category]}", lines
         )
     if qa_failed:
-        lines: tuple[str, ...] = (
+        lines = (
             "The scan could not be fully evaluated (QA failed): nodules are not "
             "excluded; repeat or complete the CT before applying the guidelines.",
         )
