@@ -31,7 +31,7 @@ from lungcad.io import load_ct
 from lungcad.preprocess.pipeline import preprocess_ct
 from lungcad.types import Grid, stable_hash
 
-CACHE_VERSION = 2  # 2: lung mask no longer fills the mediastinum
+CACHE_VERSION = 3  # 2: lung mask no longer fills the mediastinum; 3: robust body, trachea out, masses in
 
 
 @dataclass

@@ -1,9 +1,17 @@
-"""Classical lung segmentation: threshold, body, air components inside the body, hole filling.
+"""Classical lung segmentation: threshold, body outline, air inside the body, lesions inside the lungs.
 
 It runs on a coarse grid (about 2.5 mm, by striding) because the mask serves cropping, completeness QA
 and filtering detections outside the lung, none of which needs sub-millimetre edges; at LIDC-IDRI-0001's
-512 x 512 x 133 this is 16x fewer voxels (a 4 x 4 in-plane stride).  A final closing (``closing_mm``)
-pulls juxtapleural nodules and hilar vessels, which are soft tissue on the lung boundary, into the mask.
+512 x 512 x 133 this is 16x fewer voxels (a 4 x 4 in-plane stride).
+
+Steps: (1) the body outline (``lung_outline.body_outline``): the patient's tissue sealed across thin-wall
+gaps and across the image edge where the field of view cuts the patient, holes filled slice by slice;
+(2) the air components inside it that are large enough and not pure air; (3) the trachea and main
+bronchi removed (``airway.find_airway``); (4) solid tissue inside one lung's outline -- flanked by it
+above and below and across, thick, mostly lung-bound -- joins that lung, so a mass of any size up to
+``max_lesion_mm`` stays inside while the mediastinum stays out (``lung_outline.enclosed_by_lung``);
+(5) a closing (``closing_mm``) pulls juxtapleural nodules and hilar vessels, soft tissue on the lung
+boundary, into the mask, and enclosed holes up to ``max_hole_ml`` are filled.
 """
 
 from __future__ import annotations
@@ -13,13 +21,22 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from lungcad.preprocess.airway import find_airway
+from lungcad.preprocess.lung_outline import (
+    body_outline,
+    enclosed_by_lung,
+    fill_inplane,
+    lung_sides,
+    sealed_border,
+)
 from lungcad.types import CTVolume
 
 BODY_HU = -500.0
-AIRWAY_HU = -950.0
-# Connectivity restricted to the axial plane: fills holes slice by slice in one vectorised call.
-_INPLANE = np.zeros((3, 3, 3), dtype=bool)
-_INPLANE[1] = ndimage.generate_binary_structure(2, 1)
+# A lung component's median HU is parenchyma (about -850; -930 in severe emphysema).  Pure air (-1000
+# plus noise) is bowel gas, or outside air that the body outline enclosed (between the back and a table
+# touching it, between two body parts on a truncated image edge): never lung.
+PURE_AIR_MEDIAN_HU = -975.0
+MAX_LESION_MM = 100.0  # the largest lesion kept inside the lung whole: an 8 cm mass plus its margins
 
 
 @dataclass(frozen=True)
@@ -32,13 +49,21 @@ class LungMask:
     """
 
     mask: np.ndarray  # bool (z, y, x) on ``grid``
-    body: np.ndarray  # bool (z, y, x) on ``grid``: the patient (largest dense component, holes filled)
+    body: np.ndarray  # bool (z, y, x) on ``grid``: the patient (largest tissue component, sealed, filled)
     grid: CTVolume
     factors: tuple[int, int, int]
     full_shape: tuple[int, int, int]
-    n_components: int  # lung components kept (1 when the lungs touch, 2 normally)
+    n_components: int  # air components kept (1 when the lungs touch, 2 normally)
     trachea_removed: bool
     volume_ml: float
+    # lung volume on the low-x and the high-x side of the body's midline (ml); which is the patient's
+    # right follows from ``grid.direction`` (see ``side_names``)
+    side_ml: tuple[float, float] = (0.0, 0.0)
+    enclosed_ml: float = 0.0  # solid tissue taken into the lungs by the enclosure rule (masses, hila)
+
+    def side_names(self) -> tuple[str, str]:
+        """Patient side of the low-x and the high-x half: LPS +x is the patient's left."""
+        return ("right", "left") if float(self.grid.direction[0, 0]) > 0 else ("left", "right")
 
     def bbox(self) -> tuple[tuple[int, int, int], tuple[int, int, int]] | None:
         """``(start_zyx, stop_zyx)`` of the mask in the *full-resolution* grid, or ``None`` when empty."""
@@ -54,15 +79,6 @@ class LungMask:
     def full_mask(self) -> np.ndarray:
         """The lung mask upsampled (nearest) to the input volume's grid."""
         return _upsample(self.mask, self.factors, self.full_shape)
-
-
-def _largest_component(mask: np.ndarray) -> np.ndarray:
-    labels, n = ndimage.label(mask)
-    if n == 0:
-        return mask
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    return labels == int(np.argmax(sizes))
 
 
 def _closing_mm(mask: np.ndarray, radius_mm: float, spacing: tuple[float, float, float]) -> np.ndarray:
@@ -97,6 +113,7 @@ def segment_lungs(
     closing_mm: float = 10.0,
     min_fraction: float = 0.1,
     max_hole_ml: float = 30.0,
+    max_lesion_mm: float = MAX_LESION_MM,
 ) -> LungMask:
     """Segment the lungs of ``volume``.
 
@@ -105,69 +122,75 @@ def segment_lungs(
         remove_trachea: drop the trachea and main bronchi (pure air, < -950 HU, entering from above).
         coarse_mm: in-plane working resolution.
         closing_mm: radius of the final closing.
-        min_fraction: keep air components of at least this fraction of the largest one (drops bowel gas).
+        min_fraction: keep air components of at least this fraction of the largest one (drops bowel gas;
+            a lung after lobectomy, a quarter of the other, is well above it).
         max_hole_ml: fill enclosed holes up to this volume (vessels, nodules: a 30 mm nodule is 14 ml);
             larger ones stay out -- where the lungs touch in front of and behind the heart, the
             mediastinum is an in-plane hole of several hundred ml that must not become "lung".
+        max_lesion_mm: solid tissue inside one lung's outline, flanked by it across gaps up to this
+            length, joins that lung: large masses, which no hole fill reaches (see ``enclosed_by_lung``).
     """
     sz, sy, sx = volume.spacing_zyx_mm
     fy, fx = max(1, int(round(coarse_mm / sy))), max(1, int(round(coarse_mm / sx)))
     fz = max(1, int(round(coarse_mm / sz)))
     hu = volume.hu[::fz, ::fy, ::fx]
     cz, cy, cx = sz * fz, sy * fy, sx * fx
-    body = ndimage.binary_opening(hu > BODY_HU, structure=_INPLANE, iterations=1)
-    body = _largest_component(body)
-    body = ndimage.binary_fill_holes(body, structure=_INPLANE)
-    air = (hu < threshold_hu) & body
-    labels, n = ndimage.label(air)
-    keep = np.zeros_like(air)
-    n_kept = 0
-    if n:
-        sizes = np.bincount(labels.ravel())
-        sizes[0] = 0
-        order = np.argsort(sizes)[::-1]
-        largest = sizes[order[0]]
-        min_voxels = max(min_fraction * largest, 5000.0 / (cz * cy * cx))  # and at least 5 ml
-        for lab in order[:3]:
-            if sizes[lab] >= min_voxels:
-                keep |= labels == lab
-                n_kept += 1
+    voxel_mm3 = cz * cy * cx
+    body = body_outline(hu > BODY_HU)
+    keep, n_kept = _lung_air(hu, (hu < threshold_hu) & body, min_fraction, voxel_mm3)
     trachea_removed = False
     if remove_trachea and keep.any():
-        keep, trachea_removed = _remove_airway(hu, keep, top_last=_superior_end_is_last(volume))
+        airway = find_airway(hu, keep, body, (cz, cy, cx), top_last=_superior_end_is_last(volume))
+        # Conservative: an "airway" of more than 10 % of the air is lung the tracking leaked into.
+        if airway.any() and airway.sum() <= 0.1 * keep.sum():
+            keep, trachea_removed = keep & ~airway, True
+    enclosed_ml = 0.0
+    side = np.zeros(keep.shape, dtype=np.int8)
     if keep.any():
-        keep = _closing_mm(keep, closing_mm, (cz, cy, cx))
-        keep = _fill_small_holes(keep, max_hole_ml, cz * cy * cx) & body
+        enclosed = enclosed_by_lung(lung_sides(keep, body), body, (cz, cy, cx), max_lesion_mm)
+        enclosed_ml = float(enclosed.sum()) * voxel_mm3 / 1000.0
+        keep = _closing_mm(keep | enclosed, closing_mm, (cz, cy, cx))
+        keep = _fill_small_holes(keep, max_hole_ml, voxel_mm3) & body
+        side = lung_sides(keep, body)
     grid = volume.with_array(hu, spacing_zyx_mm=(cz, cy, cx))
-    volume_ml = float(keep.sum()) * cz * cy * cx / 1000.0
-    return LungMask(keep, body, grid, (fz, fy, fx), volume.shape, n_kept, trachea_removed, volume_ml)
+    volume_ml = float(keep.sum()) * voxel_mm3 / 1000.0
+    side_ml = (float((side == 1).sum()) * voxel_mm3 / 1000.0, float((side == 2).sum()) * voxel_mm3 / 1000.0)
+    return LungMask(
+        keep, body, grid, (fz, fy, fx), volume.shape, n_kept, trachea_removed, volume_ml, side_ml, enclosed_ml
+    )
 
 
-def _remove_airway(hu: np.ndarray, lungs: np.ndarray, *, top_last: bool) -> tuple[np.ndarray, bool]:
-    """Remove pure-air tubes that enter the lung mask at its superior end (trachea, main bronchi).
+def _lung_air(
+    hu: np.ndarray, air: np.ndarray, min_fraction: float, voxel_mm3: float
+) -> tuple[np.ndarray, int]:
+    """The (up to three) air components inside the body that can be lung, and how many there are.
 
-    Conservative: a candidate larger than 10 % of the mask is assumed to be emphysematous lung that the
-    threshold leaked into, and nothing is removed.
+    A component is kept when it holds at least ``min_fraction`` of the largest candidate and 5 ml, and
+    its median HU is parenchyma, not pure air (``PURE_AIR_MEDIAN_HU``).
     """
-    z_idx = np.nonzero(lungs.any(axis=(1, 2)))[0]
-    top = int(z_idx[-1] if top_last else z_idx[0])
-    airway = ndimage.binary_opening((hu < AIRWAY_HU) & lungs, structure=_INPLANE)
-    labels, n = ndimage.label(airway)
+    labels, n = ndimage.label(air)
+    keep = np.zeros_like(air)
     if n == 0:
-        return lungs, False
-    at_top = np.unique(labels[top][labels[top] > 0])
-    if at_top.size == 0:
-        return lungs, False
-    candidate = np.isin(labels, at_top)
-    if candidate.sum() > 0.1 * lungs.sum():
-        return lungs, False
-    grown = ndimage.binary_dilation(candidate, structure=_INPLANE) & (hu < -900.0)
-    return lungs & ~grown, True
+        return keep, 0
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    order = [int(lab) for lab in np.argsort(sizes)[::-1] if sizes[lab] > 0]
+    lung_like = [lab for lab in order[:5] if float(np.median(hu[labels == lab])) >= PURE_AIR_MEDIAN_HU]
+    if not lung_like:
+        return keep, 0
+    min_voxels = max(min_fraction * sizes[lung_like[0]], 5000.0 / voxel_mm3)  # and at least 5 ml
+    kept = [lab for lab in lung_like[:3] if sizes[lab] >= min_voxels]
+    keep = np.isin(labels, kept)
+    return keep, len(kept)
 
 
 def _fill_small_holes(mask: np.ndarray, max_hole_ml: float, voxel_mm3: float) -> np.ndarray:
-    """Fill the in-plane holes of ``mask`` whose 3-D connected volume is at most ``max_hole_ml``."""
-    holes = ndimage.binary_fill_holes(mask, structure=_INPLANE) & ~mask
+    """Fill the in-plane holes of ``mask`` whose 3-D connected volume is at most ``max_hole_ml``.
+
+    Where the lungs run off the image edge the edge is sealed (``sealed_border``), so a nodule cut by
+    a truncated field of view is still a hole.
+    """
+    holes = fill_inplane(mask, sealed_border(mask)) & ~mask
     labels, n = ndimage.label(holes)
     if n == 0:
         return mask

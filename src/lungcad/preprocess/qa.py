@@ -10,7 +10,8 @@ import numpy as np
 from scipy import ndimage
 
 from lungcad.config import PreprocessConfig
-from lungcad.preprocess.lung_mask import LungMask
+from lungcad.preprocess.lung_mask import BODY_HU, LungMask
+from lungcad.preprocess.lung_outline import INPLANE, largest_component
 from lungcad.types import CheckStatus as Status  # the QA types live in lungcad.contracts
 from lungcad.types import CTVolume, QACheck, QAReport
 
@@ -20,6 +21,12 @@ TRUNCATION_WARN_FRACTION = 0.01  # of in-plane border pixels covered by the body
 LUNG_CUT_WARN = 0.05  # lung area on an end slice relative to the largest slice area
 LUNG_CUT_FAIL = 0.25
 NOISE_WARN_HU = 60.0
+# Smaller / larger lung volume.  A normal right lung is 10-20 % larger than the left (0.8-0.9); after a
+# lobectomy, with a collapsed lobe or a large effusion the ratio falls to about 0.3-0.7; after a
+# pneumonectomy, a total collapse -- or when the mask lost a lung -- it is near 0 (the remaining lung may
+# herniate a little across the midline), and nodules on that side cannot be found.
+LUNG_ASYMMETRY_WARN = 0.6
+LUNG_ASYMMETRY_FAIL = 0.2
 
 
 def robust_noise_std(hu: np.ndarray, region: np.ndarray) -> float | None:
@@ -100,6 +107,38 @@ def check_slices(volume: CTVolume, cfg: PreprocessConfig) -> list[QACheck]:
     return out
 
 
+def check_lung_symmetry(lungs: LungMask) -> QACheck:
+    """Both lungs in the mask, of comparable volume (thresholds: ``LUNG_ASYMMETRY_*``).
+
+    The volumes are those of ``LungMask.side_ml``: each lung component on the side of the body's
+    midline that holds most of it.
+    """
+    names = lungs.side_names()
+    vols = dict(zip(names, lungs.side_ml, strict=True))
+    small, large = sorted(lungs.side_ml)
+    ratio = small / large if large > 0 else 0.0
+    value = {"right_ml": round(vols["right"], 1), "left_ml": round(vols["left"], 1), "ratio": round(ratio, 3)}
+    smaller = min(vols, key=vols.__getitem__)
+    if ratio < LUNG_ASYMMETRY_FAIL:
+        return QACheck(
+            "lung_symmetry",
+            Status.FAIL,
+            value,
+            f"the {smaller} lung is missing from the lung mask ({vols[smaller]:.0f} ml vs "
+            f"{large:.0f} ml): after a pneumonectomy or a total collapse this is expected, otherwise the "
+            f"mask failed and nodules in the {smaller} lung cannot be found; check the lung mask preview",
+        )
+    if ratio < LUNG_ASYMMETRY_WARN:
+        return QACheck(
+            "lung_symmetry",
+            Status.WARN,
+            value,
+            f"the {smaller} lung is much smaller than the other ({ratio:.0%}): a lobectomy, collapse or "
+            "effusion, or part of the lung left out of the mask; check the lung mask preview",
+        )
+    return QACheck("lung_symmetry", Status.PASS, value, f"both lungs present (volume ratio {ratio:.2f})")
+
+
 def check_anatomy(lungs: LungMask) -> list[QACheck]:
     """Coverage, field of view and metal, read on the lung mask's coarse grid."""
     volume = lungs.grid
@@ -134,9 +173,14 @@ def check_anatomy(lungs: LungMask) -> list[QACheck]:
         )
     )
     out.append(QACheck("lung_coverage", status, [round(e, 3) for e in ends], msg))
+    out.append(check_lung_symmetry(lungs))
     border = np.zeros(volume.shape[1:], dtype=bool)
     border[0, :] = border[-1, :] = border[:, 0] = border[:, -1] = True
-    frac = float(lungs.body[:, border].mean())
+    # The trunk as the field of view sees it: the largest tissue component after an in-plane opening,
+    # which cuts arms, blankets and a mattress off where they touch the trunk through a voxel or two.
+    # (The mask's own body keeps such thin tissue, so that a thin chest wall still encloses its lung.)
+    trunk = largest_component(ndimage.binary_opening(volume.hu > BODY_HU, structure=INPLANE))
+    frac = float(trunk[:, border].mean())
     out.append(
         QACheck(
             "field_of_view",
@@ -169,13 +213,11 @@ def check_noise(lungs: LungMask, n_slices: int = 24) -> QACheck:
     step = max(1, volume.shape[0] // n_slices)
     hu = volume.hu[::step]
     body = lungs.body[::step]
-    inplane = np.zeros((3, 3, 3), dtype=bool)
-    inplane[1] = ndimage.generate_binary_structure(2, 1)
     # Outside-body air, away from the skin; exactly -1000 HU is the loader's padding fill, not signal.
     outside = (
-        ~ndimage.binary_dilation(body, inplane, iterations=3) & (hu > -1100) & (hu < -900) & (hu != -1000.0)
+        ~ndimage.binary_dilation(body, INPLANE, iterations=3) & (hu > -1100) & (hu < -900) & (hu != -1000.0)
     )
-    tissue = ndimage.binary_erosion(body & (hu > -200) & (hu < 200), inplane, iterations=2)
+    tissue = ndimage.binary_erosion(body & (hu > -200) & (hu < 200), INPLANE, iterations=2)
     air_std = robust_noise_std(hu, outside)
     tissue_std = robust_noise_std(hu, tissue)
     value = {
