@@ -3,7 +3,13 @@
 Stages, lowest first (DESIGN.md, "The pipeline")::
 
     lungcad, types, contracts, config, config_checks, errors, log, seeding, fileio   (the base)
-    < io < preprocess < annotations < synth < data < model < train < infer < evaluate < report < service < cli
+    < io < preprocess < annotations < synth < data < model < infer < evaluate < train < report < service < cli
+
+``train`` sits above ``infer`` and ``evaluate`` although the data flows the other way (a trained model is what
+``infer`` runs): imports follow use, not data flow.  Inference needs only a network (``model``); training
+validates each epoch by running that inference over whole scans and scoring it by the LUNA16 FROC
+(``train.detection_eval`` -> ``infer.sliding``, ``infer.candidates``, ``evaluate.froc``), so the stage that
+uses both sits above both, and no inference or evaluation module may import training code.
 
 A module may import its own stage and any lower one.  Two checks:
 
@@ -35,9 +41,9 @@ STAGES = (
     "synth",
     "data",
     "model",
-    "train",
     "infer",
     "evaluate",
+    "train",
     "report",
     "service",
     "cli",
