@@ -230,30 +230,11 @@ def _nodule_records(
     return out
 
 
-def generate_scan(cfg: SynthConfig, index: int) -> SynthScan:
-    """Generate scan ``index`` of the cohort described by ``cfg`` (deterministic in ``(cfg, index)``).
-
-    Args:
-        cfg: validated synthesis settings (``lungcad.config.SynthConfig``).
-        index: scan number within the cohort, >= 0.
-
-    Returns:
-        ``SynthScan`` whose volume is float32 HU ``(z, y, x)`` on the sampled grid, with a uint8 label mask
-        on the same grid.
-    """
-    if index < 0:
-        raise ValueError(f"index must be >= 0, got {index}")
-    rngs = scan_rngs(cfg.seed, index)
-    r_anat = rngs["anatomy"]
-    body_width = float(r_anat.uniform(*cfg.body_width_range_mm))
-    lung_height = float(r_anat.uniform(*cfg.lung_height_range_mm))
-    contrast = bool(r_anat.random() < cfg.p_contrast)
-    geom = sample_geometry(cfg, rngs["geometry"], body_width, lung_height)
-    anat = sample_anatomy(r_anat, body_width, lung_height, contrast)
-    acq = sample_acquisition(cfg, geom, rngs["acquisition"])
-    uids = derive_series_uids(scan_uid_seed(cfg, index), geom.shape_zyx[0])
-    scan_id = f"SYN-{index:04d}"
-    meta = SeriesMetadata(
+def _series_metadata(
+    uids: SeriesUids, scan_id: str, anat: Anatomy, geom: ScanGeometry, acq: Acquisition, contrast: bool
+) -> SeriesMetadata:
+    """What a scanner would write in the series header of this phantom."""
+    return SeriesMetadata(
         series_uid=uids.series_uid,
         study_uid=uids.study_uid,
         patient_sex="F" if anat.female else "M",
@@ -269,10 +250,19 @@ def generate_scan(cfg: SynthConfig, index: int) -> SynthScan:
         source_format="array",
         sop_uids=uids.sop_uids,
     )
-    empty = geom.empty_volume()
-    volume = CTVolume(empty.hu, empty.spacing_zyx_mm, empty.origin_xyz_mm, empty.direction, meta)
 
-    clock = _Clock()
+
+def _render_body(
+    volume: CTVolume,
+    geom: ScanGeometry,
+    anat: Anatomy,
+    rngs: dict[str, np.random.Generator],
+    cfg: SynthConfig,
+    clock: _Clock,
+) -> tuple[VesselTree, np.ndarray]:
+    """Stages 2-3: anatomy, skeleton, vessels and airways drawn into ``volume``; returns the vessel tree and
+    the scratch buffer (reused by the scars)."""
+    r_anat = rngs["anatomy"]
     render_anatomy(volume, geom, anat, r_anat)
     clock.lap("anatomy")
     scratch = np.zeros(volume.shape, dtype=np.float32)
@@ -286,7 +276,54 @@ def generate_scan(cfg: SynthConfig, index: int) -> SynthScan:
     _draw(volume, geom, scratch, outer, 30.0)
     _draw(volume, geom, scratch, lumen, an.HU_AIR)
     clock.lap("airways")
+    return tree, scratch
 
+
+def _luna_lists(
+    uid: str, nodules: list[SynthNodule], outcome: ReaderOutcome
+) -> tuple[tuple[LunaAnnotation, ...], tuple[LunaAnnotation, ...]]:
+    """LUNA16 ``annotations.csv`` rows (accepted nodules) and ``annotations_excluded.csv`` rows (the rest,
+    and each non-nodule the readers pointed at, diameter -1 = unknown, as LUNA16 writes it)."""
+    annotations = tuple(LunaAnnotation(uid, *n.center_xyz_mm, n.diameter_mm) for n in nodules if n.accepted)
+    excluded = [LunaAnnotation(uid, *n.center_xyz_mm, n.diameter_mm) for n in nodules if not n.accepted]
+    for marks in outcome.nonnodule_marks:
+        if marks:
+            centre = np.mean(np.asarray(marks), axis=0)
+            excluded.append(LunaAnnotation(uid, *(float(v) for v in centre), -1.0))
+    return annotations, tuple(excluded)
+
+
+def generate_scan(cfg: SynthConfig, index: int) -> SynthScan:
+    """Generate scan ``index`` of the cohort described by ``cfg`` (deterministic in ``(cfg, index)``).
+
+    Args:
+        cfg: validated synthesis settings (``lungcad.config.SynthConfig``).
+        index: scan number within the cohort, >= 0.
+
+    Returns:
+        ``SynthScan`` whose volume is float32 HU ``(z, y, x)`` on the sampled grid, with a uint8 label mask
+        on the same grid.
+    """
+    if index < 0:
+        raise ValueError(f"index must be >= 0, got {index}")
+    # Stage 1.  The draws below keep their order: each stream's sequence is part of the cohort's identity.
+    rngs = scan_rngs(cfg.seed, index)
+    r_anat = rngs["anatomy"]
+    body_width = float(r_anat.uniform(*cfg.body_width_range_mm))
+    lung_height = float(r_anat.uniform(*cfg.lung_height_range_mm))
+    contrast = bool(r_anat.random() < cfg.p_contrast)
+    geom = sample_geometry(cfg, rngs["geometry"], body_width, lung_height)
+    anat = sample_anatomy(r_anat, body_width, lung_height, contrast)
+    acq = sample_acquisition(cfg, geom, rngs["acquisition"])
+    uids = derive_series_uids(scan_uid_seed(cfg, index), geom.shape_zyx[0])
+    scan_id = f"SYN-{index:04d}"
+    meta = _series_metadata(uids, scan_id, anat, geom, acq, contrast)
+    empty = geom.empty_volume()
+    volume = CTVolume(empty.hu, empty.spacing_zyx_mm, empty.origin_xyz_mm, empty.direction, meta)
+
+    clock = _Clock()
+    tree, scratch = _render_body(volume, geom, anat, rngs, cfg, clock)
+    # Stage 4.
     r_nod = rngs["nodules"]
     specs, scars = sample_lesions(cfg, anat, tree, _inside_scan(volume, geom), r_nod)
     for scar in scars:
@@ -295,11 +332,12 @@ def generate_scan(cfg: SynthConfig, index: int) -> SynthScan:
     label = np.zeros(volume.shape, dtype=np.uint8)
     lesions = [render_lesion(volume, label, geom.frame, anat, s, i + 1, r_nod) for i, s in enumerate(specs)]
     clock.lap("lesions")
-
+    # Stage 5.
     apply_acquisition(volume, geom, acq, rngs["acquisition"])
     # Whole HU, as a scanner stores them: the DICOM, MetaImage and in-memory volumes are then identical.
     np.rint(volume.hu, out=volume.hu)
     clock.lap("acquisition")
+    # Stage 6.
     outcome = simulate_readers(
         volume,
         geom.frame,
@@ -315,13 +353,7 @@ def generate_scan(cfg: SynthConfig, index: int) -> SynthScan:
     )
     clock.lap("readers")
     nodules = _nodule_records(cfg, volume, geom, specs, lesions, outcome)
-    uid = uids.series_uid
-    annotations = tuple(LunaAnnotation(uid, *n.center_xyz_mm, n.diameter_mm) for n in nodules if n.accepted)
-    excluded = [LunaAnnotation(uid, *n.center_xyz_mm, n.diameter_mm) for n in nodules if not n.accepted]
-    for marks in outcome.nonnodule_marks:
-        if marks:
-            centre = np.mean(np.asarray(marks), axis=0)
-            excluded.append(LunaAnnotation(uid, *(float(v) for v in centre), -1.0))
+    annotations, excluded = _luna_lists(uids.series_uid, nodules, outcome)
     params = {
         "scan_id": scan_id,
         "uid_seed": scan_uid_seed(cfg, index),
@@ -346,7 +378,7 @@ def generate_scan(cfg: SynthConfig, index: int) -> SynthScan:
         nodules=tuple(nodules),
         read=outcome.read,
         annotations=annotations,
-        excluded=tuple(excluded),
+        excluded=excluded,
         uids=uids,
         acquisition=acq,
         params=params,
