@@ -94,3 +94,16 @@ def test_golden_tolerance_catches_a_moved_contour(tmp_path: Path) -> None:
     other = golden_pixels(path).astype(int)
     if other.shape == ref.shape:
         assert float(np.abs(other - ref).mean()) > TOLERANCE
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_masked_mip_equals_the_full_resolution_mask(axis: int) -> None:
+    """The run-wise MIP is exactly the max over the nearest-neighbour upsampled lung mask."""
+    from lungcad.preprocess.lung_mask import segment_lungs
+    from lungcad.report.figures import mip
+
+    volume, _, _ = phantom_scene()
+    lungs = segment_lungs(volume)
+    full = mip._full_lung_mask(lungs, volume.shape)
+    reference = np.where(full, volume.hu, np.float32(-1000.0)).max(axis=axis)
+    np.testing.assert_array_equal(mip._masked_max(volume.hu, lungs, axis), reference)

@@ -126,7 +126,9 @@ def write_label_map(volume: CTVolume, label_map: LabelMap, out_dir: Path) -> Pat
     """``nodules.nii.gz`` (labels on the input grid) and ``nodules.json`` (label -> mask source)."""
     from lungcad.io.image import save_volume
 
-    path = save_volume(volume, out_dir / LABELS_NAME, array=label_map.labels)
+    labels = label_map.labels
+    small = labels.astype(np.uint8) if int(labels.max(initial=0)) <= 255 else labels  # half the bytes to gzip
+    path = save_volume(volume, out_dir / LABELS_NAME, array=small)
     atomic_write_json(out_dir / "nodules.json", {str(k): v for k, v in sorted(label_map.sources.items())})
     return path
 

@@ -42,14 +42,39 @@ def axis_map(direction: np.ndarray) -> list[tuple[int, float]] | None:
     return out
 
 
+def _nearest_index(n: int, factor: int, m: int) -> np.ndarray:
+    """Coarse index of each of ``n`` full-resolution indices (nearest coarse sample, stride ``factor``)."""
+    return np.minimum(np.rint(np.arange(n) / factor).astype(int), m - 1)
+
+
 def _full_lung_mask(lungs: LungMask, shape: tuple[int, int, int]) -> np.ndarray:
     """The coarse lung mask, shrunk by one coarse voxel, on the full-resolution grid (nearest)."""
     coarse = ndimage.binary_erosion(lungs.mask, iterations=1)
-    idx = [
-        np.minimum(np.rint(np.arange(n) / f).astype(int), m - 1)
-        for n, f, m in zip(shape, lungs.factors, coarse.shape, strict=True)
-    ]
+    idx = [_nearest_index(n, f, m) for n, f, m in zip(shape, lungs.factors, coarse.shape, strict=True)]
     return coarse[np.ix_(*idx)]
+
+
+def _masked_max(hu: np.ndarray, lungs: LungMask, axis: int) -> np.ndarray:
+    """``max(where(full-resolution lung mask, hu, -1000), axis)`` without building the full mask.
+
+    Within one coarse voxel's run of full-resolution slices along ``axis`` the nearest-neighbour mask is
+    constant, so each run is reduced by a plain max and masked once in 2-D: one pass over the volume and
+    no volume-sized temporaries (0.03 s instead of 0.3 s for 512 x 512 x 133).
+    """
+    coarse = np.moveaxis(ndimage.binary_erosion(lungs.mask, iterations=1), axis, 0)
+    factors = [lungs.factors[axis]] + [f for k, f in enumerate(lungs.factors) if k != axis]
+    data = np.moveaxis(hu, axis, 0)
+    along = _nearest_index(data.shape[0], factors[0], coarse.shape[0])
+    rows = _nearest_index(data.shape[1], factors[1], coarse.shape[1])
+    cols = _nearest_index(data.shape[2], factors[2], coarse.shape[2])
+    out = np.full(data.shape[1:], -1000.0, np.float32)
+    for j in np.unique(along):
+        sl = np.nonzero(along == j)[0]
+        plane = coarse[j][np.ix_(rows, cols)]
+        if plane.any():
+            run_max = data[sl[0] : sl[-1] + 1].max(axis=0)
+            np.maximum(out, np.where(plane, run_max, np.float32(-1000.0)), out=out)
+    return out
 
 
 def coronal_mip(volume: CTVolume, lungs: LungMask | None) -> tuple[np.ndarray, tuple[float, ...]]:
@@ -80,14 +105,17 @@ def coronal_mip(volume: CTVolume, lungs: LungMask | None) -> tuple[np.ndarray, t
             mask = resample_onto(volume, target, array=full, order=0, fill_value=0).astype(bool)
         volume, amap = CTVolume.on_grid(hu, target.grid), [(0, 1.0), (1, 1.0), (2, 1.0)]
     else:
-        hu = volume.hu
-        mask = _full_lung_mask(lungs, volume.shape) if lungs is not None else None
+        hu, mask = volume.hu, None
     # voxel axes in array order (z, y, x) = ITK axes (2, 1, 0)
     world_of_array = {2 - i: amap[i] for i in range(3)}  # array axis -> (world axis, sign)
     along = {w: (a, sgn) for a, (w, sgn) in world_of_array.items()}
     y_axis = along[1][0]
-    src = np.where(mask, hu, np.float32(-1000.0)) if mask is not None else hu
-    proj = src.max(axis=y_axis)
+    if mask is not None:  # resampled (oblique) scan: the mask was resampled with it
+        proj = np.where(mask, hu, np.float32(-1000.0)).max(axis=y_axis)
+    elif lungs is not None:
+        proj = _masked_max(hu, lungs, y_axis)
+    else:
+        proj = hu.max(axis=y_axis)
     rest = [a for a in range(3) if a != y_axis]  # array axes left, in order
     z_axis, x_axis = along[2][0], along[0][0]
     img = proj if rest == [z_axis, x_axis] else proj.T
