@@ -14,6 +14,7 @@ from lungcad.config import PreprocessConfig
 from lungcad.preprocess.lung_mask import LungMask, segment_lungs
 from lungcad.preprocess.pipeline import preprocess_ct
 from lungcad.preprocess.qa import Status, check_lung_symmetry, run_qa
+from lungcad.types import CTVolume
 from tests.preprocess.chest_phantoms import ChestPhantom, Mass, chest_phantom
 
 
@@ -71,12 +72,17 @@ def test_truncated_field_of_view_keeps_the_lung_at_the_image_edge(shape: tuple[i
     assert run_qa(ph.volume, lungs, PreprocessConfig()).get("field_of_view").status is Status.WARN
 
 
-def test_airways_leave_the_mask_and_do_not_pull_in_the_mediastinum() -> None:
+@pytest.mark.parametrize("head_first", [True, False], ids=["apex-last", "apex-first"])
+def test_airways_leave_the_mask_and_do_not_pull_in_the_mediastinum(head_first: bool) -> None:
     ph = chest_phantom(with_trachea=True)
-    lungs = segment_lungs(ph.volume)
+    volume = ph.volume
+    if not head_first:  # slices stored head first: z index 0 is the most superior
+        volume = CTVolume(volume.hu[::-1].copy(), volume.spacing_zyx_mm, direction=np.diag([1.0, 1.0, -1.0]))
+    lungs = segment_lungs(volume)
     assert lungs.trachea_removed
-    assert _inside(lungs, ph.trachea) < 0.05
-    _assert_normal_anatomy(ph, lungs)
+    mask = lungs.full_mask() if head_first else lungs.full_mask()[::-1]
+    assert mask[ph.trachea].mean() < 0.05
+    assert mask[ph.lungs].mean() > 0.98 and mask[ph.heart].mean() < 0.02
     assert lungs.enclosed_ml == 0.0
 
 
@@ -108,11 +114,8 @@ def test_missing_lung_fails_qa(side: str) -> None:
 def test_symmetry_names_follow_the_direction_matrix() -> None:
     """With the x axis flipped (a RAS-like series), the low-x half is the patient's left."""
     ph = chest_phantom(lung_scale=(1.0, 0.0))  # left lung (+x in LPS) removed
-    flipped = ph.volume.with_array(ph.volume.hu[:, :, ::-1].copy())
-    direction = np.diag([-1.0, 1.0, 1.0])
-    from lungcad.types import CTVolume
-
-    vol = CTVolume(flipped.hu, ph.volume.spacing_zyx_mm, ph.volume.origin_xyz_mm, direction)
+    flip_x = np.diag([-1.0, 1.0, 1.0])
+    vol = CTVolume(ph.volume.hu[:, :, ::-1].copy(), ph.volume.spacing_zyx_mm, direction=flip_x)
     check = check_lung_symmetry(segment_lungs(vol))
     assert check.status is Status.FAIL and "left lung is missing" in check.message
 
