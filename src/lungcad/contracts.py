@@ -264,7 +264,12 @@ class ScanResult:
         LungRads | None,
         Field(description="worklist priority: the highest Lung-RADS category of the reported findings"),
     ] = None
-    reason: Annotated[str | None, Field(description="why the scan could not be analysed (qa_failed)")] = None
+    reason: Annotated[
+        str | None,
+        Field(
+            description="why the scan could not be analysed (qa_failed) or the failed QA checks (qa_warning)"
+        ),
+    ] = None
     timings_s: dict[str, float] = field(default_factory=dict)
     model_id: str = ""
     model_version: str = ""

@@ -55,8 +55,9 @@ def test_detect_real_slab_end_to_end(tiny_model: Path, tmp_path: Path) -> None:
     assert r.model_id == "tiny" and r.series_uid.endswith("603192")
     assert set(r.timings_s) >= {"load", "preprocess", "network", "postprocess", "total"}
     # a slab fails lung coverage: flagged, still analysed
-    assert r.status in {ScanStatus.OK, ScanStatus.QA_WARNING} and r.reason is None
     assert r.qa.get("lung_coverage").status is CheckStatus.FAIL and r.status is ScanStatus.QA_WARNING
+    # ... and the result says which check failed, so a reader knows why to take care
+    assert r.reason is not None and r.reason.startswith("lung_coverage: ")
     assert isinstance(r.priority, LungRads)
     assert len(r.findings) <= det.cfg.infer.top_k
     for f in r.findings:

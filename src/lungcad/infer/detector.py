@@ -156,10 +156,13 @@ class Detector:
         timings["total"] = sum(timings.values())
         # worklist priority from the findings a reader is shown, not from every low-probability candidate
         reported = [f.lung_rads for f in findings if f.lung_rads and f.probability >= i.report_threshold]
+        failed = [c for c in pre.qa.checks if c.status is CheckStatus.FAIL]
         result = ScanResult(
             volume.metadata.series_uid,
             findings,
-            status=ScanStatus.OK if pre.qa.verdict is not CheckStatus.FAIL else ScanStatus.QA_WARNING,
+            status=ScanStatus.QA_WARNING if failed else ScanStatus.OK,
+            # A reader must learn *why* the findings need care, e.g. "lung_symmetry: ..." for a lost lung.
+            reason="; ".join(f"{c.name}: {c.message}" for c in failed) or None,
             qa=pre.qa,
             priority=scan_priority(reported),
             timings_s=timings,
