@@ -72,20 +72,22 @@ def slices_match(volume: CTVolume, sources: list[Dataset]) -> bool:
     """
     if len(sources) != volume.shape[0]:
         return False
-    row_cos, col_cos = volume.direction[:, 0], volume.direction[:, 1]
-    for k, ds in enumerate(sources):
-        if int(ds.Rows) != volume.shape[1] or int(ds.Columns) != volume.shape[2]:
-            return False
-        iop = np.asarray([float(v) for v in ds.ImageOrientationPatient])
-        if not (np.allclose(iop[:3], row_cos, atol=1e-4) and np.allclose(iop[3:], col_cos, atol=1e-4)):
-            return False
-        ipp = np.asarray([float(v) for v in ds.ImagePositionPatient])
-        if not np.allclose(ipp, volume.voxel_to_world((k, 0, 0)), atol=1e-2):
-            return False
-        spacing = [float(v) for v in ds.PixelSpacing]  # row spacing (y), column spacing (x)
-        if not np.allclose(spacing, volume.spacing_zyx_mm[1:], atol=1e-4):
-            return False
-    return True
+    try:
+        size = np.array([(int(ds.Rows), int(ds.Columns)) for ds in sources])
+        iop = np.array([[float(v) for v in ds.ImageOrientationPatient] for ds in sources])
+        ipp = np.array([[float(v) for v in ds.ImagePositionPatient] for ds in sources])
+        spacing = np.array([[float(v) for v in ds.PixelSpacing] for ds in sources])  # row (y), column (x)
+    except (AttributeError, TypeError, ValueError):
+        return False
+    n = volume.shape[0]
+    expected_ipp = volume.voxel_to_world(np.stack([np.arange(n), np.zeros(n), np.zeros(n)], axis=1))
+    return bool(
+        np.all(size == volume.shape[1:])
+        and np.allclose(iop[:, :3], volume.direction[:, 0], atol=1e-4)
+        and np.allclose(iop[:, 3:], volume.direction[:, 1], atol=1e-4)
+        and np.allclose(ipp, expected_ipp, atol=1e-2)
+        and np.allclose(spacing, volume.spacing_zyx_mm[1:], atol=1e-4)
+    )
 
 
 def nearest_source(volume: CTVolume, sources: list[Dataset], xyz_mm: tuple[float, float, float]) -> int:

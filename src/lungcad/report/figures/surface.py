@@ -1,9 +1,11 @@
 """3-D view of the lungs and the shown nodules: a static PNG and an interactive, self-contained HTML.
 
 Surfaces come from scikit-image's marching cubes: the lungs from the coarse lung mask (2.5 mm working
-grid, smoothed, every second cube: about 20-40 k triangles for a chest), each nodule from its label in
-``nodules.nii.gz`` at full resolution.  Vertices are turned into world (LPS) millimetres through
-``Grid.voxel_to_world``, so both views are in the patient frame whatever the scan's direction.
+grid, smoothed, every third cube: about 10 k triangles for a chest; every second cube gave 22 k and cost
+0.75 s against 0.28 s to draw and write on LIDC-IDRI-0001, for no visible gain at the report's size),
+each nodule from its label in ``nodules.nii.gz`` at full resolution.  Vertices are turned into world
+(LPS) millimetres through ``Grid.voxel_to_world``, so both views are in the patient frame whatever the
+scan's direction.
 
 The PNG looks at the patient from the front (camera anterior, superior up): the patient's right is on the
 image left, as on a coronal image.  The HTML (plotly, its JavaScript inlined, opens offline) starts from
@@ -48,8 +50,8 @@ def _mesh(mask: np.ndarray, grid: Grid, offset_zyx: tuple[int, ...], step: int, 
 
 
 def lung_mesh(lungs: LungMask) -> Mesh | None:
-    """Surface of both lungs (coarse mask, smoothed, step 2)."""
-    return _mesh(lungs.mask, lungs.grid.grid, (0, 0, 0), step=2, sigma=1.0)
+    """Surface of both lungs (coarse mask, smoothed, step 3)."""
+    return _mesh(lungs.mask, lungs.grid.grid, (0, 0, 0), step=3, sigma=1.0)
 
 
 def nodule_meshes(labels: np.ndarray, volume: CTVolume, shown: list[ShownFinding]) -> dict[int, Mesh]:
@@ -114,7 +116,7 @@ def render_png(lungs: Mesh | None, nodules: dict[int, Mesh], shown: list[ShownFi
         mid, half = (lo + hi) / 2, (hi - lo).max() / 2 + 5
         for setter, k in ((ax.set_xlim, 0), (ax.set_ylim, 1), (ax.set_zlim, 2)):
             setter(mid[k] - half, mid[k] + half)
-    ax.set_box_aspect((1, 1, 1))
+    ax.set_box_aspect((1, 1, 1), zoom=1.3)  # matplotlib's 3-D axes leave a wide margin
     # camera on the anterior side (-y in LPS) looking posterior, superior up: +x (patient left) is
     # on the viewer's right, so the patient's right is on the image left as on a coronal image
     ax.view_init(elev=8, azim=-90)
