@@ -42,10 +42,11 @@ test: lint
 demo: setup
 	$(BIN)/python scripts/demo.py $(if $(SCAN),--scan $(SCAN)) --out $(DEMO_OUT)
 
-# Rewrites tests/golden/expected/*.json from the current code (prints the differences first); only for an
+# Rewrites tests/golden/expected/*.json and the report's figure goldens from the current code (prints the differences first); only for an
 # intended change, explained in the commit.  Tests never rewrite them.
 golden-update: setup
 	$(BIN)/python -m tests.golden.update
+	$(BIN)/python -m tests.report.update_figures
 
 bench: setup
 	$(BIN)/python benchmarks/bench_intake.py

@@ -3,7 +3,8 @@
 1. Intake of a real CT (the bundled LIDC-IDRI-0001 slab, or SCAN=path): QA, lung crop, 1 mm, preview.
 2. A small synthetic cohort with exact ground truth (3 scans, 256 x 256, seed 2026).
 3. Detection with the shipped model on the real scan (the full LIDC-IDRI-0001 series when
-   ../shared/data is present, else the bundled slab) and on the synthetic cohort.
+   ../shared/data is present, else the bundled slab), with the clinician report (HTML + PDF) and DICOM
+   SEG / SR / Encapsulated PDF, and on the synthetic cohort.
 4. Evaluation of the synthetic cohort: FROC / CPM and per-nodule metrics, JSON + PNG report.
 """
 
@@ -69,7 +70,7 @@ def main() -> int:
 
     real = args.scan or (FULL_LIDC if FULL_LIDC.is_dir() else BUNDLED_SLAB)
     step(f"3/4 detection on the real scan {real}")
-    if cli(["detect", str(real), "--out", str(out / "detect_real")]) != 0:
+    if cli(["detect", str(real), "--out", str(out / "detect_real"), "--report"]) != 0:
         return 2
     scans = sorted(str(p) for p in (cohort / "scans").glob("*/*.mhd"))
     if cli(["detect", *scans, "--out", str(out / "detect_synthetic")]) != 0:
@@ -83,6 +84,7 @@ def main() -> int:
     print("  intake/            preprocessed volume, lung mask, QA sidecar, preview.png")
     print("  cohort/            synthetic DICOM + MetaImage, LUNA16 CSVs, LIDC XML, masks, manifest")
     print(f"  detect_real/       result.json, candidates.csv, key_images/ for {real.name}")
+    print("                     report/report.pdf + .html, nodules.nii.gz, dicom/ (SEG, SR, PDF)")
     print("  detect_synthetic/  one folder per synthetic scan")
     print("  evaluation/        summary.json, froc.png, reliability and size-band plots")
     return 0
