@@ -55,17 +55,45 @@ class SeriesSlices:
     orientation: np.ndarray  # ImageOrientationPatient (0020,0037): row cosines (3), column cosines (3)
 
 
-def read_dataset(path: Path) -> Dataset:
+# What the loader reads from every slice after the first (whose whole header feeds the metadata).
+PER_SLICE_KEYWORDS = (
+    "ImagePositionPatient",
+    "ImageOrientationPatient",
+    "SOPInstanceUID",
+    "RescaleSlope",
+    "RescaleIntercept",
+    "PixelPaddingValue",
+    "Rows",
+    "Columns",
+    "BitsAllocated",
+    "BitsStored",
+    "HighBit",
+    "PixelRepresentation",
+    "SamplesPerPixel",
+    "PhotometricInterpretation",
+    "NumberOfFrames",
+    "PlanarConfiguration",
+)
+
+
+def read_dataset(path: Path, keywords: tuple[str, ...] | None = None) -> Dataset:
     """``pydicom.dcmread`` with every parse failure turned into an ``InputError`` naming the file.
 
-    pydicom converts element values lazily, at first access; every element is converted here, so that a
-    damaged one fails now, inside this ``try``, and not later at some unrelated ``ds.get``.
+    pydicom converts element values lazily, at first access.  The elements the loader will read are
+    converted here, so that a damaged one fails now, inside this ``try``, and not later at some unrelated
+    ``ds.get``: all of them (nested sequences included) when ``keywords`` is None, else only those named.
+    Converting everything costs ~2 ms a file (0.25 s of a 133-slice series, 1.1 s of a 600-slice one),
+    which is why the slices after the first convert only ``PER_SLICE_KEYWORDS``.
     """
     try:
         with quiet_pydicom():
             ds = pydicom.dcmread(path)
-            for _ in ds.iterall():  # converts every element, nested sequences included
-                pass
+            if keywords is None:
+                for _ in ds.iterall():  # converts every element, nested sequences included
+                    pass
+            else:
+                for keyword in keywords:
+                    ds.get(keyword)
         return ds
     except DICOM_PARSE_ERRORS as exc:
         raise InputError(
@@ -198,7 +226,7 @@ def classic_slices(files: list[Path]) -> SeriesSlices:
     first: Dataset | None = None
     iop_ref: np.ndarray | None = None
     for f in files:
-        ds = read_dataset(f)
+        ds = read_dataset(f, None if first is None else PER_SLICE_KEYWORDS)
         if "ImagePositionPatient" not in ds or "ImageOrientationPatient" not in ds:
             raise InputError(
                 "slice has no ImagePositionPatient/ImageOrientationPatient (0020,0032/0037)",
