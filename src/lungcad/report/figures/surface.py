@@ -50,8 +50,12 @@ def _mesh(mask: np.ndarray, grid: Grid, offset_zyx: tuple[int, ...], step: int, 
 
 
 def lung_mesh(lungs: LungMask) -> Mesh | None:
-    """Surface of both lungs (coarse mask, smoothed, step 3)."""
-    return _mesh(lungs.mask, lungs.grid.grid, (0, 0, 0), step=3, sigma=1.0)
+    """Surface of both lungs (coarse mask, smoothed, step 4).
+
+    Step 4 on the ~2.5 mm working grid is a ~10 mm facet: enough for a 5-inch context view, and it halves
+    the faces matplotlib has to sort and shade against step 3 (report time 2.4 -> ~2.2 s on LIDC-IDRI-0001).
+    """
+    return _mesh(lungs.mask, lungs.grid.grid, (0, 0, 0), step=4, sigma=1.0)
 
 
 def nodule_meshes(labels: np.ndarray, volume: CTVolume, shown: list[ShownFinding]) -> dict[int, Mesh]:
