@@ -135,40 +135,26 @@ def render_html(lungs: Mesh | None, nodules: dict[int, Mesh], shown: list[ShownF
     """Interactive view (plotly Mesh3d, JavaScript inlined: one file that opens without a network)."""
     import plotly.graph_objects as go
 
-    traces = []
-    if lungs is not None:
-        v, f = lungs.verts, lungs.faces
-        traces.append(
-            go.Mesh3d(
-                x=v[:, 0],
-                y=v[:, 1],
-                z=v[:, 2],
-                i=f[:, 0],
-                j=f[:, 1],
-                k=f[:, 2],
-                color="#9ec9e8",
-                opacity=0.2,
-                name="lungs",
-                hoverinfo="name",
-            )
+    def trace(mesh: Mesh, colour: str, opacity: float, name: str) -> go.Mesh3d:
+        v, f = mesh.verts, mesh.faces
+        return go.Mesh3d(
+            x=v[:, 0],
+            y=v[:, 1],
+            z=v[:, 2],
+            i=f[:, 0],
+            j=f[:, 1],
+            k=f[:, 2],
+            color=colour,
+            opacity=opacity,
+            name=name,
+            hoverinfo="name",
         )
+
+    traces = [] if lungs is None else [trace(lungs, "#9ec9e8", 0.2, "lungs")]
     numbers = {s.number: s for s in shown}
     for n, mesh in nodules.items():
-        v, f = mesh.verts, mesh.faces
-        traces.append(
-            go.Mesh3d(
-                x=v[:, 0],
-                y=v[:, 1],
-                z=v[:, 2],
-                i=f[:, 0],
-                j=f[:, 1],
-                k=f[:, 2],
-                color=RADS_COLOURS[numbers[n].finding.lung_rads],
-                opacity=1.0,
-                name=finding_title(numbers[n]),
-                hoverinfo="name",
-            )
-        )
+        s = numbers[n]
+        traces.append(trace(mesh, RADS_COLOURS[s.finding.lung_rads], 1.0, finding_title(s)))
     fig = go.Figure(traces)
     axis = {"showbackground": False}
     fig.update_layout(
