@@ -125,3 +125,24 @@ def test_the_contract_imports_no_pipeline_stage() -> None:
     code = "import sys, lungcad.types; print(sorted(m for m in sys.modules if m.startswith('lungcad')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert eval(out) == ["lungcad", "lungcad.contracts", "lungcad.errors", "lungcad.types"]
+
+
+def test_from_dict_round_trips_a_real_result_and_refuses_a_foreign_document() -> None:
+    """``result.json`` read back gives the same document; the computed QA verdict is not an input."""
+    import pydantic
+
+    from lungcad.contracts import CheckStatus, QACheck, QAReport, ScanResult, ScanStatus
+
+    qa = QAReport([QACheck("lung_coverage", CheckStatus.FAIL, 0.4, "lungs cut at the apex")])
+    finding = Finding(center_xyz_mm=(1.0, 2.0, 3.0), diameter_mm=6.5, probability=0.8, lung_rads="3")
+    result = ScanResult(
+        "1.2.3", [finding], status=ScanStatus.QA_WARNING, reason="lung_coverage: cut", qa=qa, priority="3"
+    )
+    doc = result.to_dict()
+    assert doc["qa"]["verdict"] == "fail"
+    back = ScanResult.from_dict(doc)
+    assert back.to_dict() == doc and back.findings[0].lung_rads is LungRads.C3
+    with pytest.raises(pydantic.ValidationError):
+        ScanResult.from_dict({**doc, "outputs": {}})  # a 1.0-style extra key
+    with pytest.raises(pydantic.ValidationError):
+        ScanResult.from_dict([doc])  # type: ignore[arg-type]

@@ -286,6 +286,18 @@ class ScanResult:
         doc = _adapter(ScanResult).dump_python(self, mode="json")
         return {"schema_version": doc.pop("schema_version"), **doc}
 
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> ScanResult:
+        """A ``result.json`` document back into a ``ScanResult``: ``from_dict(r.to_dict()).to_dict() ==
+        r.to_dict()``.  ``qa.verdict`` is computed from the checks, so it is ignored on the way in.
+
+        Raises:
+            pydantic.ValidationError: the document does not follow this schema version.
+        """
+        if isinstance(doc, dict) and isinstance(doc.get("qa"), dict):
+            doc = {**doc, "qa": {k: v for k, v in doc["qa"].items() if k != "verdict"}}
+        return _adapter(ScanResult).validate_python(doc)
+
 
 @cache
 def _adapter(cls: type) -> TypeAdapter[Any]:

@@ -45,14 +45,12 @@ def report_detection(
 
 
 def read_result(path: Path) -> ScanResult:
-    """``result.json`` back into a ``ScanResult`` (the QA verdict is computed, so it is dropped first).
+    """``result.json`` back into a ``ScanResult`` (``ScanResult.from_dict``), with errors a user can act on.
 
     Raises:
         InputError: missing, unreadable or not a lungcad result (the message names the first problem).
     """
     from pydantic import ValidationError
-
-    from lungcad.contracts import scan_result_adapter
 
     if not path.is_file():
         raise InputError(
@@ -61,10 +59,7 @@ def read_result(path: Path) -> ScanResult:
             fix="pass the --out folder of `lungcad detect`",
         )
     try:
-        doc = json.loads(path.read_text())
-        if isinstance(doc.get("qa"), dict):
-            doc["qa"].pop("verdict", None)
-        return scan_result_adapter().validate_python(doc)
+        return ScanResult.from_dict(json.loads(path.read_text()))
     except (json.JSONDecodeError, AttributeError) as exc:
         raise InputError(f"result.json is not valid JSON: {exc}", path=path) from None
     except ValidationError as exc:
