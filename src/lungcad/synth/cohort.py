@@ -35,6 +35,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -182,9 +183,9 @@ def generate_cohort(
     start = time.perf_counter()
     log = get_logger("lungcad.synth")
     log.info("synth.start", scans=cfg.n_scans, resumed=len(entries), format=fmt, workers=cfg.workers)
-    with _progress(progress) as bar:
+    with _generate(cfg, out, fmt, indices) as results, _progress(progress) as bar:
         task = bar.add_task("synthesising scans", total=cfg.n_scans, completed=len(entries))
-        for entry in _generate(cfg, out, fmt, indices):
+        for entry in results:
             entries.append(entry)
             log_stage("synth_scan", entry.pop("_seconds"), "lungcad.synth", index=entry["index"])
             bar.advance(task)
@@ -195,22 +196,27 @@ def generate_cohort(
     return manifest
 
 
-def _generate(cfg: SynthConfig, out: Path, fmt: Format, indices: list[int]) -> Iterator[dict[str, Any]]:
-    """Manifest entries of the scans ``indices`` as they finish (in order with one worker)."""
+@contextmanager
+def _generate(
+    cfg: SynthConfig, out: Path, fmt: Format, indices: list[int]
+) -> Iterator[Iterator[dict[str, Any]]]:
+    """Manifest entries of the scans ``indices`` as they finish (in order with one worker).
+
+    A context manager, entered *before* the progress bar: the worker processes are forked (POSIX) when the
+    scans are submitted, here, before the bar starts its refresh thread, so no lock of a live thread is
+    copied into them; elsewhere they are spawned (the caller then needs the usual
+    ``if __name__ == "__main__"`` guard).
+    """
+    cfg_json = cfg.model_dump_json()
     if cfg.workers == 1 or len(indices) <= 1:
-        for i in indices:
-            yield _worker(cfg.model_dump_json(), i, str(out), fmt)
+        yield (_worker(cfg_json, i, str(out), fmt) for i in indices)
         return
-    # Workers are forked (POSIX) before the progress bar starts its refresh thread, so no lock of a live
-    # thread is copied into them; elsewhere they are spawned (the caller then needs the usual
-    # ``if __name__ == "__main__"`` guard).
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     ctx = multiprocessing.get_context(method)
     with ProcessPoolExecutor(max_workers=min(cfg.workers, len(indices)), mp_context=ctx) as pool:
-        futures = [pool.submit(_worker, cfg.model_dump_json(), i, str(out), fmt) for i in indices]
+        futures = [pool.submit(_worker, cfg_json, i, str(out), fmt) for i in indices]
         try:
-            for fut in as_completed(futures):
-                yield fut.result()
+            yield (fut.result() for fut in as_completed(futures))
         except BaseException:  # a failed scan or Ctrl-C: start nothing more, keep what is finished
             for fut in futures:
                 fut.cancel()
