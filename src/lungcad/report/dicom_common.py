@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -95,3 +96,10 @@ def nearest_source(volume: CTVolume, sources: list[Dataset], xyz_mm: tuple[float
     normal = volume.direction[:, 2]
     pos = np.array([np.dot([float(v) for v in ds.ImagePositionPatient], normal) for ds in sources])
     return int(np.argmin(np.abs(pos - float(np.dot(xyz_mm, normal)))))
+
+
+def write_dataset(ds: Dataset, path: Path) -> Path:
+    """Write a DICOM object (SEG, SR, Encapsulated PDF) as a DICOM file (Part 10 preamble), atomically."""
+    from lungcad.fileio import atomic_write
+
+    return atomic_write(path, lambda tmp: ds.save_as(tmp, enforce_file_format=True))

@@ -10,7 +10,6 @@ shows the patient's name and ID, so Burned In Annotation (0028,0301) is YES.
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
@@ -104,12 +103,6 @@ def build_pdf_dataset(
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.file_meta = meta
     return ds
-
-
-def write_pdf_dataset(ds: Dataset, path: Path) -> Path:
-    from lungcad.fileio import atomic_write
-
-    return atomic_write(path, lambda tmp: ds.save_as(tmp, enforce_file_format=True))
 
 
 def pdf_bytes(ds: Dataset) -> bytes:

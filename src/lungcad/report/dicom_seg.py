@@ -13,8 +13,6 @@ the volume's own plane positions and still reference the source series.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
@@ -110,12 +108,6 @@ def build_seg(
         omit_empty_frames=False,
         **geometry,
     )
-
-
-def write_seg(seg: Dataset, path: Path) -> Path:
-    from lungcad.fileio import atomic_write
-
-    return atomic_write(path, lambda tmp: seg.save_as(tmp, enforce_file_format=True))
 
 
 def seg_label_map(seg: Dataset, volume: CTVolume) -> np.ndarray:

@@ -24,8 +24,6 @@ probabilities) use the private coding scheme 99LUNGCAD (``dicom_common``).  Numb
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
@@ -243,9 +241,3 @@ def build_sr(
     item.CodingSchemeResponsibleOrganization = "lungcad project"
     sr.CodingSchemeIdentificationSequence = [item]
     return sr
-
-
-def write_sr(sr: Dataset, path: Path) -> Path:
-    from lungcad.fileio import atomic_write
-
-    return atomic_write(path, lambda tmp: sr.save_as(tmp, enforce_file_format=True))

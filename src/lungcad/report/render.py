@@ -145,9 +145,10 @@ def _figures(result, volume, labels, shown, lungs, pre, model, options, folder, 
 def _dicom(result, volume, sources, labels, shown, pdf, category, midline, out, files, clock) -> None:
     import highdicom as hd
 
-    from lungcad.report.dicom_pdf import build_pdf_dataset, write_pdf_dataset
-    from lungcad.report.dicom_seg import build_seg, write_seg
-    from lungcad.report.dicom_sr import build_sr, write_sr
+    from lungcad.report.dicom_common import write_dataset
+    from lungcad.report.dicom_pdf import build_pdf_dataset
+    from lungcad.report.dicom_seg import build_seg
+    from lungcad.report.dicom_sr import build_sr
 
     dicom_dir = out / "dicom"
     tracking = {s.number: str(hd.UID()) for s in shown}
@@ -155,16 +156,16 @@ def _dicom(result, volume, sources, labels, shown, pdf, category, midline, out, 
     if shown:
         seg = build_seg(result, volume, sources, labels, shown, tracking)
         seg.SeriesDescription = "lungcad nodule segmentation"
-        files.seg = write_seg(seg, dicom_dir / "seg.dcm")
+        files.seg = write_dataset(seg, dicom_dir / "seg.dcm")
     else:
         files.skipped.append("DICOM SEG: no finding to segment")
     clock.lap("dicom_seg")
     verdict = "fail" if qa_failed(result) else result.qa.verdict.value
     sr = build_sr(result, volume, sources, shown, seg, tracking, category, verdict, midline)
-    files.sr = write_sr(sr, dicom_dir / "sr.dcm")
+    files.sr = write_dataset(sr, dicom_dir / "sr.dcm")
     clock.lap("dicom_sr")
     ds = build_pdf_dataset(pdf, sources[0], producer(result), "Lung nodule CAD report", references=[sr])
-    files.pdf_dicom = write_pdf_dataset(ds, dicom_dir / "report_pdf.dcm")
+    files.pdf_dicom = write_dataset(ds, dicom_dir / "report_pdf.dcm")
     clock.lap("dicom_pdf")
 
 
