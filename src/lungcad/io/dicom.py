@@ -70,7 +70,8 @@ def _metadata(ds: Dataset, info: SeriesInfo, spacing_rc: tuple[float, float]) ->
 def _read_series(files: list[Path]) -> SeriesSlices:
     """Classic slices, or the frames of a single Enhanced CT / multi-frame file."""
     if len(files) == 1:
-        probe = read_dataset(files[0])
+        # only what decides the reader: the chosen reader parses the file in full itself
+        probe = read_dataset(files[0], ("SOPClassUID", "NumberOfFrames"))
         frames = probe.get("NumberOfFrames", 1)
         try:
             multi = int(frames or 1) > 1
