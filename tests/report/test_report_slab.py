@@ -88,6 +88,8 @@ def test_report_command_rerenders_with_a_new_threshold(slab_report: Rendered, tm
     shutil.copytree(slab_report.out, out)
     assert main(["report", str(out), "--min-probability", "0.1", "--no-dicom"]) == 0
     assert "wrote report_pdf" in capsys.readouterr().out
+    # --no-dicom skips the DICOM objects, not the patient header read from the source slices
+    assert "LIDC-IDRI-0001" in (out / "report" / "report.html").read_text()
     from lungcad.report.masks import read_label_map
 
     labels = read_label_map(out / "nodules.nii.gz", slab_report.run.volume)

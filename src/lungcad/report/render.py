@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
+from lungcad.errors import InputError
 from lungcad.fileio import atomic_write_json, atomic_write_text
 from lungcad.preprocess.lung_mask import LungMask
 from lungcad.preprocess.pipeline import Preprocessed
@@ -215,7 +216,14 @@ def render_report(
         label_map = build_label_map(shown, volume, pre.volume.grid if pre is not None else None)
     files.labels = write_label_map(volume, label_map, out)
     clock.lap("labels")
-    sources = source_datasets(volume) if options.dicom else None
+    # The patient header and the image numbers come from the source headers too: --no-dicom skips the
+    # DICOM objects, not the header (only a series that was moved away then leaves the header empty).
+    try:
+        sources = source_datasets(volume)
+    except InputError:
+        if options.dicom:
+            raise
+        sources = None
     header = study_header(volume, sources[0] if sources else None)
     clock.lap("source_headers")
     midline = lung_midline_x(lungs)
