@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from lungcad.preprocess.lung_outline import INPLANE
+from lungcad.preprocess.lung_outline import INPLANE, body_midline_x
 
 PURE_AIR_HU = -950.0  # median of a seed: the tracheal lumen, not lung parenchyma (-850) or an apex tip
 SEED_BAND_MM = 40.0  # the seed is searched for in the top 40 mm of the air mask
@@ -48,8 +48,7 @@ def find_airway(
     pixel_mm2 = sy * sx
     labels, n = ndimage.label(air, structure=INPLANE)  # 2-D components, each within one slice
     area = np.bincount(labels.ravel(), minlength=n + 1) * pixel_mm2
-    x_counts = body.sum(axis=(0, 1), dtype=np.float64)
-    mid_x = float((x_counts * np.arange(air.shape[2])).sum() / max(x_counts.sum(), 1.0))
+    mid_x = body_midline_x(body)
     xs = np.broadcast_to(np.arange(air.shape[2], dtype=np.float64), air.shape)
     centre_x = ndimage.sum_labels(xs, labels, np.arange(n + 1)) / np.maximum(area / pixel_mm2, 1.0)
     # superior to inferior

@@ -106,6 +106,12 @@ def body_outline(tissue: np.ndarray) -> np.ndarray:
     return fill_inplane(closed.astype(bool) | body, sealed_border(body))
 
 
+def body_midline_x(body: np.ndarray) -> float:
+    """The continuous x voxel index of the body's centroid: the patient's midline on a (z, y, x) mask."""
+    x_counts = body.sum(axis=(0, 1), dtype=np.float64)
+    return float((x_counts * np.arange(body.shape[2])).sum() / max(x_counts.sum(), 1.0))
+
+
 def lung_sides(lungs: np.ndarray, body: np.ndarray) -> np.ndarray:
     """Label each lung voxel 1 (low x index) or 2 (high x index) by the side of the body's midline.
 
@@ -116,9 +122,7 @@ def lung_sides(lungs: np.ndarray, body: np.ndarray) -> np.ndarray:
     out = np.zeros(lungs.shape, dtype=np.int8)
     if not lungs.any():
         return out
-    nx = lungs.shape[2]
-    x_counts = body.sum(axis=(0, 1), dtype=np.float64)
-    mid = float((x_counts * np.arange(nx)).sum() / max(x_counts.sum(), 1.0))
+    mid = body_midline_x(body)
     low = np.zeros(lungs.shape, dtype=bool)
     low[..., : int(np.ceil(mid))] = True
     labels, n = ndimage.label(lungs)
