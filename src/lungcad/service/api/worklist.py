@@ -1,0 +1,7 @@
+"""Routes: worklist (to be written)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["worklist"])

@@ -1,0 +1,117 @@
+"""``create_app(settings)``: the FastAPI application -- routers under ``/api/v1``, error handlers that give
+every error the JSON body of ``lungcad.service.errors``, gzip for large responses.
+
+The app opens its ``ServiceContext`` in the lifespan (database migrated, storage created, a model active),
+so importing this module creates nothing; ``uvicorn`` gets the app from :func:`create_app`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.gzip import GZipMiddleware
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from lungcad import __version__
+from lungcad.errors import LungcadError
+from lungcad.service.context import ServiceContext, open_context
+from lungcad.service.errors import ApiError
+from lungcad.service.settings import ServiceSettings
+
+API_PREFIX = "/api/v1"
+
+
+def _routers() -> list:
+    from lungcad.service.api import ROUTERS
+
+    return ROUTERS
+
+
+def _error(status: int, body: dict, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return _error(exc.status, exc.body())
+
+    @app.exception_handler(LungcadError)
+    async def _lungcad_error(_request: Request, exc: LungcadError) -> JSONResponse:
+        status = int(getattr(exc, "status_code", 422))
+        body = {
+            "error": getattr(exc, "code", "invalid_input"),
+            "message": str(exc.args[0]) if exc.args else "",
+        }
+        # the message without the "Fix: ..." tail, which goes in its own field
+        body["message"] = str(exc).split(" Fix: ")[0]
+        if exc.fix:
+            body["fix"] = exc.fix
+        return _error(status, body)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+        return _error(
+            422,
+            {
+                "error": "invalid_request",
+                "message": f"{'.'.join(first['loc'])}: {first['msg']}",
+                "fix": "see the request schema in /api/v1/openapi.json",
+                "detail": errors,
+            },
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error(
+            exc.status_code, {"error": code, "message": str(exc.detail)}, getattr(exc, "headers", None)
+        )
+
+
+def create_app(settings: ServiceSettings | None = None, *, ctx: ServiceContext | None = None) -> FastAPI:
+    """The API app for ``settings`` (or an already opened ``ctx``, which the caller then owns)."""
+    if settings is None and ctx is None:
+        raise ValueError("create_app needs settings or a context")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = ctx is None
+        app.state.ctx = ctx if ctx is not None else open_context(settings)  # type: ignore[arg-type]
+        try:
+            yield
+        finally:
+            if own:
+                app.state.ctx.close()
+
+    app = FastAPI(
+        title="lungcad",
+        version=__version__,
+        summary="Lung-nodule CAD for chest CT: studies in; nodules, Lung-RADS, reports, DICOM SEG / SR out.",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    if ctx is not None:
+        app.state.ctx = ctx
+    minimum = (settings or ctx.settings).gzip_min_bytes  # type: ignore[union-attr]
+    app.add_middleware(GZipMiddleware, minimum_size=minimum)
+    install_error_handlers(app)
+    for router in _routers():
+        app.include_router(router, prefix=API_PREFIX)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

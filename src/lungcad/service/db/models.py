@@ -1,0 +1,189 @@
+"""SQLAlchemy 2 tables of the service.  The database holds metadata and state; pixel data and results are
+files under the data folder (``lungcad.service.storage``), referenced by content hash or folder name.
+
+A study is stored in one transaction after all of its files are in the blob store, so a reader never sees
+a study (or an instance) whose files are missing.  An analysis row is the single source of truth of a job:
+the queue only carries "look at analysis X"; a worker claims it with a conditional UPDATE, so a message
+delivered twice (a retry, a re-queue after a dead worker) runs the job once.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class AnalysisStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in {AnalysisStatus.DONE, AnalysisStatus.FAILED, AnalysisStatus.CANCELLED}
+
+
+def _enum(cls: type[enum.Enum]) -> Enum:
+    # stored as the value text ("queued"), checked by a CHECK constraint rather than a native enum type:
+    # the same schema on SQLite and PostgreSQL, and a new member needs no ALTER TYPE
+    return Enum(cls, values_callable=lambda c: [m.value for m in c], native_enum=False, length=16)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    prefix: Mapped[str] = mapped_column(String(16), unique=True, index=True)
+    key_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Study(Base):
+    __tablename__ = "studies"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    study_uid: Mapped[str] = mapped_column(String(64), unique=True)
+    # PHI columns: only roles allowed to see PHI get them back (lungcad.service.security)
+    patient_id: Mapped[str | None] = mapped_column(String(64))
+    patient_name: Mapped[str | None] = mapped_column(String(200))
+    patient_birth_date: Mapped[str | None] = mapped_column(String(8))
+    accession_number: Mapped[str | None] = mapped_column(String(64))
+    # HMAC of the patient id under the service secret: lets clients group and filter by patient without it
+    patient_id_hash: Mapped[str | None] = mapped_column(String(32), index=True)
+    study_date: Mapped[date | None] = mapped_column(Date, index=True)
+    description: Mapped[str | None] = mapped_column(String(200))
+    n_instances: Mapped[int] = mapped_column(Integer, default=0)
+    total_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    series: Mapped[list[Series]] = relationship(
+        back_populates="study", cascade="all, delete-orphan", order_by="Series.series_uid"
+    )
+
+
+class Series(Base):
+    __tablename__ = "series"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    series_uid: Mapped[str] = mapped_column(String(64), unique=True)
+    modality: Mapped[str | None] = mapped_column(String(16))
+    description: Mapped[str | None] = mapped_column(String(200))
+    n_instances: Mapped[int] = mapped_column(Integer, default=0)
+    usable: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str | None] = mapped_column(Text)
+
+    study: Mapped[Study] = relationship(back_populates="series")
+    instances: Mapped[list[Instance]] = relationship(back_populates="series", cascade="all, delete-orphan")
+
+
+class Instance(Base):
+    __tablename__ = "instances"
+
+    sop_uid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    series_id: Mapped[str] = mapped_column(ForeignKey("series.id", ondelete="CASCADE"), index=True)
+    sop_class_uid: Mapped[str | None] = mapped_column(String(64))
+    blob: Mapped[str] = mapped_column(String(64), index=True)  # sha256 hex of the file's bytes
+    size: Mapped[int] = mapped_column(Integer)
+
+    series: Mapped[Series] = relationship(back_populates="instances")
+
+
+class ModelFile(Base):
+    __tablename__ = "models"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model_id: Mapped[str] = mapped_column(String(200))
+    model_version: Mapped[str] = mapped_column(String(64))
+    bundle_config_hash: Mapped[str] = mapped_column(String(32))
+    config: Mapped[dict] = mapped_column(JSON)  # the bundle's configuration (model + preprocessing)
+    card: Mapped[dict] = mapped_column(JSON)
+    size: Mapped[int] = mapped_column(Integer)
+    filename: Mapped[str] = mapped_column(String(255))  # the name it was uploaded as (display only)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    active: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+
+
+class ConfigVersion(Base):
+    __tablename__ = "configs"
+
+    hash: Mapped[str] = mapped_column(String(32), primary_key=True)
+    config: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Batch(Base):
+    __tablename__ = "batches"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    analyses: Mapped[list[Analysis]] = relationship(back_populates="batch")
+
+
+class Analysis(Base):
+    __tablename__ = "analyses"
+    __table_args__ = (
+        # the cache look-up: the same series, model and configuration (and report flag) done before
+        Index("ix_analyses_cache", "series_uid", "model_sha256", "config_hash", "report", "status"),
+        # the worklist: per study the newest finished analysis, ordered by priority
+        Index("ix_analyses_worklist", "status", "priority_rank", "triage_probability"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    series_uid: Mapped[str] = mapped_column(String(64))
+    model_sha256: Mapped[str] = mapped_column(ForeignKey("models.sha256"))
+    config_hash: Mapped[str] = mapped_column(ForeignKey("configs.hash"))
+    report: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[AnalysisStatus] = mapped_column(_enum(AnalysisStatus), index=True)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    stage: Mapped[str | None] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claim: Mapped[str | None] = mapped_column(String(32))  # token of the worker attempt that owns it
+    worker: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    batch_id: Mapped[str | None] = mapped_column(ForeignKey("batches.id", ondelete="SET NULL"), index=True)
+    # the result folder under data_dir/results (shared by cached analyses of the same inputs)
+    result_dir: Mapped[str | None] = mapped_column(String(64))
+    cached: Mapped[bool] = mapped_column(Boolean, default=False)
+    # worklist fields, copied from the ScanResult when done
+    scan_status: Mapped[str | None] = mapped_column(String(16))
+    lung_rads: Mapped[str | None] = mapped_column(String(4))
+    priority_rank: Mapped[int] = mapped_column(Integer, default=-1)
+    triage_probability: Mapped[float] = mapped_column(Float, default=0.0)
+    n_findings: Mapped[int] = mapped_column(Integer, default=0)
+
+    batch: Mapped[Batch | None] = relationship(back_populates="analyses")
+    study: Mapped[Study] = relationship()

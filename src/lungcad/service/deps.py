@@ -1,0 +1,65 @@
+"""FastAPI dependencies: the process's ``ServiceContext``, a database session per request, and the caller
+(``X-API-Key`` checked against the permission matrix for the route's action)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader
+from sqlalchemy.orm import Session
+
+from lungcad.service.context import ServiceContext
+from lungcad.service.errors import ApiError
+from lungcad.service.security import Action, Principal
+
+API_KEY_HEADER = "X-API-Key"
+_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="an API key (lc_...)")
+
+
+def get_ctx(request: Request) -> ServiceContext:
+    return request.app.state.ctx
+
+
+def get_session(ctx: Annotated[ServiceContext, Depends(get_ctx)]) -> Iterator[Session]:
+    with ctx.sessions() as session:
+        yield session
+
+
+def require(action: Action) -> Callable[..., Principal]:
+    """A dependency that authenticates the caller and checks that its role may do ``action``."""
+
+    def check(
+        request: Request,
+        ctx: Annotated[ServiceContext, Depends(get_ctx)],
+        key: Annotated[str | None, Security(_key_header)] = None,
+    ) -> Principal:
+        if not key:
+            raise ApiError(
+                401, "unauthenticated", "no API key", fix=f"send one in the {API_KEY_HEADER} header"
+            )
+        with ctx.sessions() as s:
+            principal = ctx.keys.verify(s, key)
+        if principal is None:
+            raise ApiError(
+                401,
+                "unauthenticated",
+                "the API key is unknown, revoked or expired",
+                fix="ask an admin for a key",
+            )
+        if not principal.can(action):
+            raise ApiError(
+                403,
+                "forbidden",
+                f"role {principal.role.value!r} may not {action.value}",
+                fix="use a key of a role that may (see the permission matrix in docs/service.md)",
+            )
+        request.state.principal = principal
+        return principal
+
+    return check
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+CtxDep = Annotated[ServiceContext, Depends(get_ctx)]

@@ -1,0 +1,127 @@
+"""Models known to the service: stored as blobs, described by a row, exactly one active.
+
+A model file is accepted only if ``lungcad.model.bundle.load_bundle`` loads it (the lungcad format, a
+network that builds from its configuration and takes its weights) -- a foreign or damaged file is refused
+with the loader's reason, and nothing is stored.  The effective configuration of an analysis is the
+service's configuration with the model and preprocessing sections replaced by the model's own (as
+``Detector`` does), and its hash is what analyses record and the cache keys on.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from lungcad.config import LungcadConfig
+from lungcad.errors import InputError
+from lungcad.service.db.models import ConfigVersion, ModelFile
+from lungcad.service.db.session import transaction, utcnow
+from lungcad.service.storage import sha256_file
+
+if TYPE_CHECKING:  # avoids an import cycle (the context opens the registry)
+    from lungcad.service.context import ServiceContext
+
+
+def read_model_file(path: Path) -> dict[str, Any]:
+    """The facts of a model file (loads it: ~1 s).  Raises ``InputError`` for a foreign or broken file."""
+    from lungcad.model.bundle import load_bundle
+
+    try:
+        bundle = load_bundle(path)
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a lungcad-format file whose network does not build
+        raise InputError(
+            f"the model file is incompatible with this lungcad version ({type(exc).__name__}: {exc})",
+            fix="export the model with this version's `lungcad export-model`",
+        ) from exc
+    return {
+        "model_id": bundle.model_id,
+        "model_version": bundle.model_version,
+        "bundle_config_hash": bundle.config_hash,
+        "config": bundle.config.model_dump(mode="json"),
+        "card": bundle.card,
+    }
+
+
+def register_model(ctx: ServiceContext, path: Path, *, filename: str, activate: bool = False) -> ModelFile:
+    """Validate and store a model file (idempotent: the same bytes give the same row)."""
+    digest = sha256_file(path)
+    with transaction(ctx.sessions) as s:
+        existing = s.get(ModelFile, digest)
+        if existing is not None:
+            if activate:
+                _activate(s, digest)
+            return existing
+    facts = read_model_file(path)
+    staged = ctx.storage.tmp / f"model-{digest}"
+    shutil.copyfile(path, staged)
+    digest2, size = ctx.storage.put_file(staged, move=True)
+    assert digest2 == digest
+    with transaction(ctx.sessions) as s:
+        row = s.get(ModelFile, digest)
+        if row is None:
+            row = ModelFile(sha256=digest, size=size, filename=filename, created_at=utcnow(), **facts)
+            s.add(row)
+            s.flush()
+        if activate:
+            _activate(s, digest)
+        return row
+
+
+def _activate(s: Session, digest: str) -> None:
+    s.execute(update(ModelFile).where(ModelFile.sha256 != digest).values(active=False))
+    s.execute(update(ModelFile).where(ModelFile.sha256 == digest).values(active=True))
+
+
+def set_active(ctx: ServiceContext, digest: str) -> ModelFile:
+    with transaction(ctx.sessions) as s:
+        row = s.get(ModelFile, digest)
+        if row is None:
+            raise LookupError(digest)
+        _activate(s, digest)
+        s.flush()
+        s.refresh(row)
+        return row
+
+
+def active_model(s: Session) -> ModelFile | None:
+    return s.scalar(select(ModelFile).where(ModelFile.active.is_(True)))
+
+
+def model_path(ctx: ServiceContext, digest: str) -> Path:
+    return ctx.storage.blob_path(digest)
+
+
+def ensure_active_model(ctx: ServiceContext) -> None:
+    """On a data folder with no active model, register and activate the default one."""
+    with ctx.sessions() as s:
+        if active_model(s) is not None:
+            return
+    from lungcad.model.bundle import default_model_path
+
+    path = Path(ctx.settings.model_path) if ctx.settings.model_path else default_model_path()
+    register_model(ctx, path, filename=path.name, activate=True)
+
+
+def effective_config(ctx: ServiceContext, model: ModelFile) -> LungcadConfig:
+    """The configuration an analysis with ``model`` runs under (see the module docstring)."""
+    bundle_cfg = LungcadConfig.model_validate(model.config)
+    return ctx.config.model_copy(update={"model": bundle_cfg.model, "preprocess": bundle_cfg.preprocess})
+
+
+def record_config(ctx: ServiceContext, cfg: LungcadConfig) -> str:
+    """Store a configuration version (once per hash) and return its hash."""
+    digest = cfg.config_hash()
+    try:
+        with transaction(ctx.sessions) as s:
+            if s.get(ConfigVersion, digest) is None:
+                s.add(ConfigVersion(hash=digest, config=cfg.model_dump(mode="json"), created_at=utcnow()))
+    except IntegrityError:  # another process stored the same version at the same moment
+        pass
+    return digest

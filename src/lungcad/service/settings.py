@@ -1,0 +1,108 @@
+"""Service settings: one validated object, built once at start-up from the environment and CLI flags.
+
+One machine needs nothing but a data folder ``D``: SQLite (WAL) at ``D/lungcad.db``, a SQLite-backed Huey
+queue at ``D/queue.db`` and the files under ``D``.  Past one machine, set a PostgreSQL URL and a Redis URL;
+the code is the same.  Environment variables (``LUNGCAD_`` + the field name in capitals) override the
+defaults and CLI flags override both, e.g.::
+
+    LUNGCAD_DATABASE_URL=postgresql+psycopg://lungcad@db/lungcad LUNGCAD_QUEUE_URL=redis://queue:6379/0 \
+        lungcad worker --data-dir /srv/lungcad
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from lungcad.errors import ConfigError
+
+ENV_PREFIX = "LUNGCAD_"
+DEFAULT_SECRET = "change-me"
+MiB = 1024 * 1024
+
+
+class ServiceSettings(BaseModel):
+    """Everything ``serve`` and ``worker`` need; validated when built (a bad value stops start-up)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    data_dir: Path
+    mode: Literal["local", "deployment"] = "local"
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    database_url: str = Field("", description="SQLAlchemy URL; empty: SQLite at data_dir/lungcad.db")
+    queue_url: str = Field("", description="redis://... for Redis; empty: SQLite Huey at data_dir/queue.db")
+    queue_name: str = "lungcad"
+    secret_key: str = DEFAULT_SECRET
+    model_path: str = Field("", description="model file of a fresh data folder; empty: the shipped model")
+    max_upload_bytes: int = Field(4096 * MiB, gt=0, description="one request body (a study), bytes")
+    max_files: int = Field(5000, gt=0, description="DICOM files per study")
+    max_zip_ratio: float = Field(200.0, gt=1, description="uncompressed / compressed size of a zip member")
+    job_timeout_s: float = Field(1800.0, gt=0, description="an analysis running longer fails")
+    job_retries: int = Field(2, ge=0, le=10, description="re-runs of an analysis after a transient error")
+    job_retry_delay_s: float = Field(5.0, ge=0)
+    lease_s: float = Field(60.0, gt=0, description="a running job whose worker is silent this long is re-run")
+    heartbeat_s: float = Field(5.0, gt=0)
+    worker_threads: int = Field(1, ge=1, le=64)
+    gzip_min_bytes: int = Field(1024, ge=0)
+    cors_origins: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _check(self) -> ServiceSettings:
+        if self.heartbeat_s * 2 > self.lease_s:
+            raise ValueError(
+                f"heartbeat_s ({self.heartbeat_s}) must be at most half of lease_s ({self.lease_s})"
+            )
+        if self.mode != "local" and self.secret_key in {"", DEFAULT_SECRET}:
+            raise ValueError(
+                "secret_key must be set to a real secret outside mode 'local' (LUNGCAD_SECRET_KEY)"
+            )
+        return self
+
+    # -- derived locations -----------------------------------------------------------------------------
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'lungcad.db').resolve()}"
+
+    @property
+    def queue_file(self) -> Path:
+        return self.data_dir / "queue.db"
+
+    @property
+    def uses_redis(self) -> bool:
+        return self.queue_url.startswith(("redis://", "rediss://", "unix://"))
+
+
+def load_settings(
+    data_dir: str | Path | None = None, *, environ: Mapping[str, str] | None = None, **overrides: object
+) -> ServiceSettings:
+    """Settings from ``LUNGCAD_*`` variables, then ``overrides`` (CLI flags; ``None`` values are ignored).
+
+    Raises:
+        ConfigError: a value is missing or invalid (the message names the field and the variable).
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for name in ServiceSettings.model_fields:
+        key = ENV_PREFIX + name.upper()
+        if key in env:
+            raw = env[key]
+            values[name] = tuple(v for v in raw.split(",") if v) if name == "cors_origins" else raw
+    if data_dir is not None:
+        values["data_dir"] = data_dir
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    if "data_dir" not in values:
+        raise ConfigError("no data folder for the service", fix="pass --data-dir D (or set LUNGCAD_DATA_DIR)")
+    try:
+        return ServiceSettings.model_validate(values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise ConfigError(
+            f"invalid service setting {field}: {first['msg']}",
+            fix=f"correct {ENV_PREFIX}{field.upper()} or the matching command-line option",
+        ) from exc
