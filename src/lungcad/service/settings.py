@@ -37,6 +37,7 @@ class ServiceSettings(BaseModel):
     database_url: str = Field("", description="SQLAlchemy URL; empty: SQLite at data_dir/lungcad.db")
     queue_url: str = Field("", description="redis://... for Redis; empty: SQLite Huey at data_dir/queue.db")
     queue_name: str = "lungcad"
+    queue_immediate: bool = Field(False, description="run jobs in the calling process (tests, demos)")
     secret_key: str = DEFAULT_SECRET
     model_path: str = Field("", description="model file of a fresh data folder; empty: the shipped model")
     max_upload_bytes: int = Field(4096 * MiB, gt=0, description="one request body (a study), bytes")

@@ -1,0 +1,230 @@
+"""Studies: store a staged upload, list, read, delete.
+
+Storing is two steps with one visible moment: every file goes into the blob store first (content-addressed,
+atomic), then one database transaction adds the study, series and instance rows.  A crash before the commit
+leaves only unreferenced blobs (harmless, identical bytes get the same name) and no study; a reader never
+sees an instance whose file is missing.
+
+A study that arrives in parts (a PACS sends one series per STOW request, or one instance per request) is
+merged: new series and instances are added to the study of the same StudyInstanceUID; an instance already
+stored (same SOPInstanceUID) is kept as it is and reported as a duplicate.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pydicom
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from lungcad.service.db.models import Analysis, Instance, Series, Study
+from lungcad.service.db.session import transaction, utcnow
+from lungcad.service.errors import not_found
+from lungcad.service.security import patient_hash
+
+_HEADER_TAGS = ["SOPInstanceUID", "SOPClassUID", "SeriesInstanceUID", "StudyInstanceUID"]
+
+
+@dataclass
+class StoreOutcome:
+    study: Study
+    stored: list[dict[str, str]] = field(default_factory=list)  # sop_uid, sop_class_uid, series_uid
+    duplicates: list[dict[str, str]] = field(default_factory=list)
+    created: bool = False
+
+
+def _header(path: Path) -> pydicom.Dataset:
+    return pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_HEADER_TAGS, force=True)
+
+
+def _as_date(value: Any) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    text = str(value).strip()
+    try:
+        return date(int(text[:4]), int(text[4:6]), int(text[6:8])) if len(text) >= 8 else None
+    except ValueError:
+        return None
+
+
+def store_staged(ctx: Any, staged: Any) -> StoreOutcome:
+    """Move a staged study (``lungcad.service.intake.StagedStudy``) into storage and the database."""
+    files: list[tuple[Path, pydicom.Dataset]] = [(p, _header(p)) for p in staged.files]
+    blobs: dict[Path, tuple[str, int]] = {p: ctx.storage.put_file(p, move=True) for p, _ in files}
+    secret = ctx.settings.secret_key
+    now = utcnow()
+    series_facts = {s.series_uid: s for s in staged.series}
+    with transaction(ctx.sessions) as s:
+        study = s.scalar(select(Study).where(Study.study_uid == staged.study_uid))
+        created = study is None
+        if study is None:
+            study = Study(
+                id=uuid.uuid4().hex,
+                study_uid=staged.study_uid,
+                patient_id=staged.patient_id,
+                patient_name=staged.patient_name,
+                patient_birth_date=staged.patient_birth_date,
+                accession_number=getattr(staged, "accession", None),
+                patient_id_hash=patient_hash(secret, staged.patient_id),
+                study_date=_as_date(staged.study_date),
+                description=getattr(staged, "description", None),
+                created_at=now,
+                updated_at=now,
+            )
+            s.add(study)
+            s.flush()
+        series_rows = {row.series_uid: row for row in study.series}
+        outcome = StoreOutcome(study=study, created=created)
+        known = set(
+            s.scalars(
+                select(Instance.sop_uid).where(
+                    Instance.sop_uid.in_([str(h.SOPInstanceUID) for _, h in files])
+                )
+            )
+        )
+        for path, header in files:
+            sop, series_uid = str(header.SOPInstanceUID), str(header.SeriesInstanceUID)
+            entry = {
+                "sop_uid": sop,
+                "sop_class_uid": str(header.get("SOPClassUID", "")),
+                "series_uid": series_uid,
+            }
+            if sop in known:
+                outcome.duplicates.append(entry)
+                continue
+            known.add(sop)
+            row = series_rows.get(series_uid)
+            if row is None:
+                facts = series_facts.get(series_uid)
+                row = Series(
+                    id=uuid.uuid4().hex,
+                    study_id=study.id,
+                    series_uid=series_uid,
+                    modality=getattr(facts, "modality", None),
+                    description=getattr(facts, "description", None),
+                )
+                s.add(row)
+                series_rows[series_uid] = row
+            digest, size = blobs[path]
+            s.add(
+                Instance(
+                    sop_uid=sop, series=row, sop_class_uid=entry["sop_class_uid"], blob=digest, size=size
+                )
+            )
+            outcome.stored.append(entry)
+        s.flush()
+        for uid, row in series_rows.items():
+            facts = series_facts.get(uid)
+            row.n_instances = s.scalar(
+                select(func.count()).select_from(Instance).where(Instance.series_id == row.id)
+            )
+            if facts is not None:  # the intake's verdict on the series as now uploaded
+                row.usable, row.reason = bool(facts.usable), facts.reason
+        study.n_instances = sum(r.n_instances for r in series_rows.values())
+        study.total_bytes = (
+            s.scalar(
+                select(func.coalesce(func.sum(Instance.size), 0))
+                .join(Series)
+                .where(Series.study_id == study.id)
+            )
+            or 0
+        )
+        study.updated_at = now
+    return outcome
+
+
+def get_study(s: Session, study_id: str) -> Study:
+    study = s.scalar(select(Study).where(Study.id == study_id).options(selectinload(Study.series)))
+    if study is None:
+        raise not_found("study", study_id)
+    return study
+
+
+def list_studies(
+    s: Session,
+    *,
+    limit: int = 50,
+    offset: int = 0,
+    patient_id_hash: str | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    status: str | None = None,
+) -> tuple[list[Study], int]:
+    """Studies newest first; ``status``: ``analysed`` (a done analysis), ``pending`` (queued / running),
+    ``new`` (no analysis)."""
+    q = select(Study)
+    if patient_id_hash:
+        q = q.where(Study.patient_id_hash == patient_id_hash)
+    if date_from:
+        q = q.where(Study.study_date >= date_from)
+    if date_to:
+        q = q.where(Study.study_date <= date_to)
+    if status:
+        has = select(Analysis.id).where(Analysis.study_id == Study.id)
+        if status == "analysed":
+            q = q.where(has.where(Analysis.status == "done").exists())
+        elif status == "pending":
+            q = q.where(has.where(Analysis.status.in_(["queued", "running"])).exists())
+        elif status == "new":
+            q = q.where(~has.exists())
+    total = s.scalar(select(func.count()).select_from(q.subquery())) or 0
+    rows = s.scalars(
+        q.options(selectinload(Study.series))
+        .order_by(Study.created_at.desc(), Study.id)
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return list(rows), total
+
+
+def series_blobs(s: Session, series_uid: str) -> list[tuple[str, str]]:
+    """(SOPInstanceUID, blob sha256) of one stored series, for ``Storage.link_series``."""
+    rows = s.execute(
+        select(Instance.sop_uid, Instance.blob).join(Series).where(Series.series_uid == series_uid)
+    ).all()
+    return [(r[0], r[1]) for r in rows]
+
+
+def delete_study(ctx: Any, study_id: str) -> dict[str, int]:
+    """Delete a study with its series, instances, analyses and the files no other row still uses."""
+    with transaction(ctx.sessions) as s:
+        study = s.get(Study, study_id)
+        if study is None:
+            raise not_found("study", study_id)
+        digests = set(s.scalars(select(Instance.blob).join(Series).where(Series.study_id == study_id)).all())
+        results = set(
+            s.scalars(
+                select(Analysis.result_dir).where(
+                    Analysis.study_id == study_id, Analysis.result_dir.is_not(None)
+                )
+            )
+        )
+        n_analyses = (
+            s.scalar(select(func.count()).select_from(Analysis).where(Analysis.study_id == study_id)) or 0
+        )
+        s.execute(Analysis.__table__.delete().where(Analysis.study_id == study_id))
+        s.delete(study)
+        s.flush()
+        still_used = (
+            set(s.scalars(select(Instance.blob).where(Instance.blob.in_(digests)))) if digests else set()
+        )
+        results_used = (
+            set(s.scalars(select(Analysis.result_dir).where(Analysis.result_dir.in_(results))))
+            if results
+            else set()
+        )
+    removed = ctx.storage.delete_blobs(digests - still_used)
+    for name in results - results_used:
+        ctx.storage.delete_result(name)
+    return {"instances": len(digests), "files_removed": removed, "analyses": n_analyses}
+
+
+def iter_usable_series(study: Study) -> Iterable[Series]:
+    """Usable CT series, the one with the most instances first (the default series of an analysis)."""
+    return sorted((r for r in study.series if r.usable), key=lambda r: (-r.n_instances, r.series_uid))
