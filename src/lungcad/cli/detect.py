@@ -70,7 +70,7 @@ def detect(
 ) -> None:
     """Detect lung nodules: findings table, result.json, LUNA16 CSV rows and key images per nodule."""
     from lungcad.infer.detector import Detector
-    from lungcad.infer.outputs import write_outputs
+    from lungcad.report.analyse import analyse_scan
 
     if (report or explain) and out is None:
         raise InputError(
@@ -86,27 +86,18 @@ def detect(
     with Progress(disable=as_json or len(paths) == 1, console=console) as progress:
         task = progress.add_task("detecting", total=len(paths))
         for path in paths:
-            run = detector.run(path, series)
-            result = run.result
-            files = {}
-            if out is not None:
-                target = out if len(paths) == 1 else out / (result.series_uid or path.stem)
-                with timed_stage("write", "lungcad.cli"):
-                    files = write_outputs(result, run.volume, target, shown)
-                if report or explain:
-                    from lungcad.report.rerender import report_detection
-
-                    with timed_stage("report", "lungcad.cli"):
-                        made = report_detection(
-                            run,
-                            detector,
-                            target,
-                            min_probability=shown,
-                            study_kind=study_kind or "screening",
-                            explain=explain,
-                        )
-                    files.update(made.as_dict())
-            results.append((path, result, files))
+            done = analyse_scan(
+                detector,
+                path,
+                out,
+                series_uid=series,
+                report=report,
+                explain=explain,
+                study_kind=study_kind or "screening",
+                min_probability=shown,
+                series_subfolder=len(paths) > 1,
+            )
+            results.append((path, done.result, done.files))
             progress.advance(task)
     if as_json:
         # stdout is exactly the result document(s) of docs/schema/scan_result-<version>.json (one object,
