@@ -22,9 +22,11 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 setup: $(VENV)/.installed
 
-# System libraries the report needs (WeasyPrint: Pango; tests: poppler-utils, dicom3tools). .ci/run installs
+# System libraries the report needs (WeasyPrint: Pango; tests: poppler-utils, dicom3tools, and the real
+# PostgreSQL / Redis servers the service tests start). .ci/run installs
 # them itself; on a developer machine run `make system-deps` once (as root, Debian / Ubuntu).
-SYSTEM_DEPS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0 fonts-dejavu-core poppler-utils dicom3tools
+SYSTEM_DEPS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0 fonts-dejavu-core poppler-utils dicom3tools \
+  postgresql redis-server
 system-deps:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_DEPS)
 

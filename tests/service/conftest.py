@@ -17,7 +17,7 @@ from lungcad.service.security import Role, create_key
 from lungcad.service.settings import ServiceSettings, load_settings
 
 try:  # the real-server fixtures (PostgreSQL, Redis)
-    from tests.service.server_fixtures import postgres_url, redis_url  # noqa: F401
+    from tests.service.server_fixtures import postgres_db_url, postgres_url, redis_url  # noqa: F401
 except ImportError:  # pragma: no cover - while the module is being written
     pass
 
