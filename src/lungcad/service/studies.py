@@ -13,13 +13,11 @@ stored (same SOPInstanceUID) is kept as it is and reported as a duplicate.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-import pydicom
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
@@ -28,7 +26,7 @@ from lungcad.service.db.session import transaction, utcnow
 from lungcad.service.errors import not_found
 from lungcad.service.security import patient_hash
 
-_HEADER_TAGS = ["SOPInstanceUID", "SOPClassUID", "SeriesInstanceUID", "StudyInstanceUID"]
+StudyState = Literal["analysed", "pending", "new"]
 
 
 @dataclass
@@ -37,10 +35,6 @@ class StoreOutcome:
     stored: list[dict[str, str]] = field(default_factory=list)  # sop_uid, sop_class_uid, series_uid
     duplicates: list[dict[str, str]] = field(default_factory=list)
     created: bool = False
-
-
-def _header(path: Path) -> pydicom.Dataset:
-    return pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_HEADER_TAGS, force=True)
 
 
 def _as_date(value: Any) -> date | None:
@@ -55,8 +49,8 @@ def _as_date(value: Any) -> date | None:
 
 def store_staged(ctx: Any, staged: Any) -> StoreOutcome:
     """Move a staged study (``lungcad.service.intake.StagedStudy``) into storage and the database."""
-    files: list[tuple[Path, pydicom.Dataset]] = [(p, _header(p)) for p in staged.files]
-    blobs: dict[Path, tuple[str, int]] = {p: ctx.storage.put_file(p, move=True) for p, _ in files}
+    instances = list(staged.instances)
+    blobs = [ctx.storage.put_file(i.path, move=True) for i in instances]
     secret = ctx.settings.secret_key
     now = utcnow()
     series_facts = {s.series_uid: s for s in staged.series}
@@ -69,7 +63,9 @@ def store_staged(ctx: Any, staged: Any) -> StoreOutcome:
                 study_uid=staged.study_uid,
                 patient_id=staged.patient_id,
                 patient_name=staged.patient_name,
-                patient_birth_date=staged.patient_birth_date,
+                patient_birth_date=(
+                    staged.patient_birth_date.strftime("%Y%m%d") if staged.patient_birth_date else None
+                ),
                 accession_number=getattr(staged, "accession", None),
                 patient_id_hash=patient_hash(secret, staged.patient_id),
                 study_date=_as_date(staged.study_date),
@@ -81,21 +77,12 @@ def store_staged(ctx: Any, staged: Any) -> StoreOutcome:
             s.flush()
         series_rows = {row.series_uid: row for row in study.series}
         outcome = StoreOutcome(study=study, created=created)
-        known = set(
-            s.scalars(
-                select(Instance.sop_uid).where(
-                    Instance.sop_uid.in_([str(h.SOPInstanceUID) for _, h in files])
-                )
-            )
-        )
-        for path, header in files:
-            sop, series_uid = str(header.SOPInstanceUID), str(header.SeriesInstanceUID)
-            entry = {
-                "sop_uid": sop,
-                "sop_class_uid": str(header.get("SOPClassUID", "")),
-                "series_uid": series_uid,
-            }
-            if sop in known:
+        uids = [i.sop_instance_uid for i in instances]
+        known = set(s.scalars(select(Instance.sop_uid).where(Instance.sop_uid.in_(uids)))) if uids else set()
+        for inst, (digest, size) in zip(instances, blobs, strict=True):
+            sop, series_uid = inst.sop_instance_uid, inst.series_uid
+            entry = {"sop_uid": sop, "sop_class_uid": inst.sop_class_uid, "series_uid": series_uid}
+            if sop in known:  # stored before (a re-sent instance): the stored one stays
                 outcome.duplicates.append(entry)
                 continue
             known.add(sop)
@@ -107,16 +94,11 @@ def store_staged(ctx: Any, staged: Any) -> StoreOutcome:
                     study_id=study.id,
                     series_uid=series_uid,
                     modality=getattr(facts, "modality", None),
-                    description=getattr(facts, "description", None),
+                    description=getattr(facts, "description", None) or None,
                 )
                 s.add(row)
                 series_rows[series_uid] = row
-            digest, size = blobs[path]
-            s.add(
-                Instance(
-                    sop_uid=sop, series=row, sop_class_uid=entry["sop_class_uid"], blob=digest, size=size
-                )
-            )
+            s.add(Instance(sop_uid=sop, series=row, sop_class_uid=inst.sop_class_uid, blob=digest, size=size))
             outcome.stored.append(entry)
         s.flush()
         for uid, row in series_rows.items():
@@ -154,7 +136,7 @@ def list_studies(
     patient_id_hash: str | None = None,
     date_from: date | None = None,
     date_to: date | None = None,
-    status: str | None = None,
+    status: StudyState | None = None,
 ) -> tuple[list[Study], int]:
     """Studies newest first; ``status``: ``analysed`` (a done analysis), ``pending`` (queued / running),
     ``new`` (no analysis)."""
@@ -228,3 +210,53 @@ def delete_study(ctx: Any, study_id: str) -> dict[str, int]:
 def iter_usable_series(study: Study) -> Iterable[Series]:
     """Usable CT series, the one with the most instances first (the default series of an analysis)."""
     return sorted((r for r in study.series if r.usable), key=lambda r: (-r.n_instances, r.series_uid))
+
+
+def ingest(ctx: Any, stage: Any) -> tuple[Any, StoreOutcome]:
+    """Stage an upload with ``stage(staging_dir) -> StagedStudy`` (``stage_upload`` or ``parse_stow``),
+    store it, and always remove the staging folder.  Returns (the staged study, the outcome)."""
+    import shutil
+
+    folder = ctx.storage.staging_dir("upload")
+    try:
+        staged = stage(folder)
+        return staged, store_staged(ctx, staged)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def intake_limits(ctx: Any) -> Any:
+    from lungcad.service.intake_stage import IntakeLimits
+
+    return IntakeLimits.from_settings(ctx.settings, ctx.config.preprocess)
+
+
+def ingest_upload(ctx: Any, parts: Iterable[Any]) -> tuple[Any, StoreOutcome]:
+    """``POST /studies``: form parts (DICOM files or zips) -> a stored study."""
+    from lungcad.service.intake import stage_upload
+
+    return ingest(ctx, lambda folder: stage_upload(parts, folder, limits=intake_limits(ctx)))
+
+
+async def ingest_stow(ctx: Any, content_type: str, chunks: AsyncIterator[bytes]) -> tuple[Any, StoreOutcome]:
+    """``POST /dicomweb/studies``: a STOW-RS body, parsed while it streams in, then judged and stored
+    (the judging -- loading the series -- and the storing run in a worker thread)."""
+    import shutil
+
+    from starlette.concurrency import run_in_threadpool
+
+    from lungcad.service.stow import StowReceiver
+
+    folder = ctx.storage.staging_dir("stow")
+    try:
+        receiver = StowReceiver(content_type, folder, intake_limits(ctx))
+        try:
+            async for chunk in chunks:
+                receiver.feed(chunk)
+        except BaseException:
+            receiver.abort()
+            raise
+        staged = await run_in_threadpool(receiver.finish)
+        return staged, await run_in_threadpool(store_staged, ctx, staged)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
