@@ -202,3 +202,13 @@ def patient_hash(secret: str, patient_id: str | None) -> str | None:
     if not patient_id:
         return None
     return hmac.new(secret.encode(), patient_id.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def permission_table() -> str:
+    """The permission matrix as a Markdown table (``docs/service.md`` carries exactly this text)."""
+    roles = list(Role)
+    lines = ["| action | " + " | ".join(r.value for r in roles) + " |", "|---|" + "---|" * len(roles)]
+    for action in Action:
+        marks = " | ".join("yes" if allowed(r, action) else "-" for r in roles)
+        lines.append(f"| `{action.value}` | {marks} |")
+    return "\n".join(lines) + "\n"
