@@ -27,9 +27,13 @@ class ApiError(Exception):
         return out
 
 
+_PLURAL = {"study": "studies", "analysis": "analyses", "batch": "batches"}
+
+
 def not_found(kind: str, ident: str) -> ApiError:
+    plural = _PLURAL.get(kind, f"{kind}s")
     return ApiError(
-        404, "not_found", f"no {kind} with id {ident!r}", fix=f"list them with GET /api/v1/{kind}s"
+        404, "not_found", f"no {kind} with id {ident!r}", fix=f"list them with GET /api/v1/{plural}"
     )
 
 
