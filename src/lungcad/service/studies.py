@@ -91,7 +91,7 @@ def store_staged(ctx: Any, staged: Any) -> StoreOutcome:
                 facts = series_facts.get(series_uid)
                 row = Series(
                     id=uuid.uuid4().hex,
-                    study_id=study.id,
+                    study=study,  # through the relationship: the response lists the new series too
                     series_uid=series_uid,
                     modality=getattr(facts, "modality", None),
                     description=getattr(facts, "description", None) or None,
