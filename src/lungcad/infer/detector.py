@@ -159,7 +159,7 @@ class Detector:
         base = {
             "model_id": self.bundle.model_id,
             "model_version": self.bundle.model_version,
-            "config_hash": self.bundle.config_hash,
+            "config_hash": self.cfg.config_hash(),  # the configuration this scan ran under
         }
         if not pre.lung_mask.any():
             result = ScanResult(
