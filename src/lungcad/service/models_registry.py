@@ -10,10 +10,11 @@ service's configuration with the model and preprocessing sections replaced by th
 from __future__ import annotations
 
 import shutil
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -49,20 +50,49 @@ def read_model_file(path: Path) -> dict[str, Any]:
     }
 
 
-def register_model(ctx: ServiceContext, path: Path, *, filename: str, activate: bool = False) -> ModelFile:
-    """Validate and store a model file (idempotent: the same bytes give the same row)."""
+def register_model(
+    ctx: ServiceContext, path: Path, *, filename: str, activate: bool = False, move: bool = False
+) -> ModelFile:
+    """Validate and store a model file (idempotent: the same bytes give the same row).
+
+    ``move``: ``path`` is a staging file of the caller's under ``ctx.storage.tmp`` that may be renamed into
+    the blob store instead of copied (an upload); it is consumed only when the file is stored.
+    """
     digest = sha256_file(path)
     with transaction(ctx.sessions) as s:
         existing = s.get(ModelFile, digest)
         if existing is not None:
             if activate:
                 _activate(s, digest)
+                s.flush()
+                s.refresh(existing)
             return existing
     facts = read_model_file(path)
-    staged = ctx.storage.tmp / f"model-{digest}"
-    shutil.copyfile(path, staged)
-    digest2, size = ctx.storage.put_file(staged, move=True)
+    if move:
+        digest2, size = ctx.storage.put_file(path, move=True)
+    else:
+        # a name of its own: two registrations of the same bytes at once must not write one staging file
+        staged = ctx.storage.tmp / f"model-{digest}-{uuid.uuid4().hex}"
+        try:
+            shutil.copyfile(path, staged)
+            digest2, size = ctx.storage.put_file(staged, move=True)
+        finally:
+            staged.unlink(missing_ok=True)
     assert digest2 == digest
+    try:
+        return _insert(ctx, digest, size, filename, facts, activate)
+    except IntegrityError:  # another process registered the same bytes since the look-up above
+        with transaction(ctx.sessions) as s:
+            if activate:
+                _activate(s, digest)
+            row = s.get(ModelFile, digest)
+            assert row is not None
+            return row
+
+
+def _insert(
+    ctx: ServiceContext, digest: str, size: int, filename: str, facts: dict[str, Any], activate: bool
+) -> ModelFile:
     with transaction(ctx.sessions) as s:
         row = s.get(ModelFile, digest)
         if row is None:
@@ -71,6 +101,8 @@ def register_model(ctx: ServiceContext, path: Path, *, filename: str, activate: 
             s.flush()
         if activate:
             _activate(s, digest)
+            s.flush()
+            s.refresh(row)
         return row
 
 
@@ -92,6 +124,39 @@ def set_active(ctx: ServiceContext, digest: str) -> ModelFile:
 
 def active_model(s: Session) -> ModelFile | None:
     return s.scalar(select(ModelFile).where(ModelFile.active.is_(True)))
+
+
+def list_models(s: Session, *, limit: int, offset: int) -> tuple[list[ModelFile], int]:
+    """One page of the registered models, newest first, and how many there are."""
+    total = s.scalar(select(func.count()).select_from(ModelFile)) or 0
+    rows = s.scalars(
+        select(ModelFile).order_by(ModelFile.created_at.desc(), ModelFile.sha256).limit(limit).offset(offset)
+    ).all()
+    return list(rows), total
+
+
+def card_headline(card: dict[str, Any]) -> dict[str, Any]:
+    """The facts of a model card a model list shows (None where the card lacks one or holds another type).
+
+    The card of ``lungcad export-model`` is free-form; these are its headline keys: what the model was
+    trained on and for how long, and its validation and test CPM (LUNA16 FROC score, 0-1).
+    """
+
+    def pick(value: Any, *types: type) -> Any:
+        return value if isinstance(value, types) and not isinstance(value, bool) else None
+
+    test_froc = card.get("test_froc") if isinstance(card.get("test_froc"), dict) else {}
+    calibration = card.get("calibration") if isinstance(card.get("calibration"), dict) else {}
+    return {
+        "training_data": pick(card.get("training_data"), str),
+        "training_steps": pick(card.get("training_steps"), int),
+        "training_epochs": pick(card.get("training_epochs"), int),
+        "training_wall_time_s": pick(card.get("training_wall_time_s"), int, float),
+        "validation_cpm": pick(card.get("validation_cpm_best"), int, float),
+        "test_cohort": pick(card.get("test_cohort"), str),
+        "test_cpm": pick(test_froc.get("cpm"), int, float),
+        "calibration": pick(calibration.get("method"), str),
+    }
 
 
 def model_path(ctx: ServiceContext, digest: str) -> Path:
