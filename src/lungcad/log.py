@@ -13,6 +13,7 @@ shapes and timings, never metadata objects; the scrubber is the safety net for a
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -50,13 +51,19 @@ _PHI_KEYS = frozenset(
 _NON_ALNUM = re.compile(r"[^a-z0-9]")
 
 
+@functools.lru_cache(maxsize=4096)  # a log event's keys repeat: the normalising regex once per key
 def is_phi_key(key: object) -> bool:
     """``PatientName`` / ``patient_name`` / ``OtherPatientIDs`` / ``AccessionNumber`` -> True."""
     norm = _NON_ALNUM.sub("", str(key).lower())
     return norm in _PHI_KEYS or any(word in norm for word in _PHI_WORDS)
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _scrub_value(value: Any) -> Any:
+    if type(value) in _SCALARS:  # most values: skip the (slow) abstract-class checks below
+        return value
     if type(value).__name__ in {"Dataset", "FileDataset", "DataElement"}:  # pydicom objects: whole headers
         return REDACTED
     if isinstance(value, Mapping):
@@ -104,6 +111,8 @@ def configure_logging(*, json: bool = False, level: str = "WARNING") -> None:
     )
     structlog.configure(
         processors=[
+            # request_id (and any other context the service binds) on every line of a request
+            structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             scrub_phi,

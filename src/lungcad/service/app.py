@@ -20,6 +20,7 @@ from lungcad import __version__
 from lungcad.errors import LungcadError
 from lungcad.service.context import ServiceContext, open_context
 from lungcad.service.errors import ApiError
+from lungcad.service.observability import install_observability
 from lungcad.service.settings import ServiceSettings
 
 API_PREFIX = "/api/v1"
@@ -110,8 +111,6 @@ def create_app(settings: ServiceSettings | None = None, *, ctx: ServiceContext |
     for router in _routers():
         app.include_router(router, prefix=API_PREFIX)
 
-    @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
+    # request ids, access log, /healthz, /readyz, /metrics; after add_middleware(GZip): the outermost layer
+    install_observability(app, settings or ctx.settings)  # type: ignore[union-attr]
     return app

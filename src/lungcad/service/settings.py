@@ -23,6 +23,7 @@ from lungcad.errors import ConfigError
 ENV_PREFIX = "LUNGCAD_"
 DEFAULT_SECRET = "change-me"
 MiB = 1024 * 1024
+GiB = 1024 * MiB
 
 
 class ServiceSettings(BaseModel):
@@ -50,6 +51,7 @@ class ServiceSettings(BaseModel):
     heartbeat_s: float = Field(5.0, gt=0)
     worker_threads: int = Field(1, ge=1, le=64)
     gzip_min_bytes: int = Field(1024, ge=0)
+    min_free_disk_bytes: int = Field(GiB, ge=0, description="/readyz fails below this free space, bytes")
     cors_origins: tuple[str, ...] = ()
 
     @model_validator(mode="after")
