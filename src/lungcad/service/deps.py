@@ -58,6 +58,8 @@ def require(action: Action) -> Callable[..., Principal]:
         request.state.principal = principal
         return principal
 
+    # the route's action, readable from its dependencies (tests/service/test_rbac.py walks every route)
+    check.action = action  # type: ignore[attr-defined]
     return check
 
 
