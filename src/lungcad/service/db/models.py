@@ -187,3 +187,26 @@ class Analysis(Base):
 
     batch: Mapped[Batch | None] = relationship(back_populates="analyses")
     study: Mapped[Study] = relationship()
+
+
+class AuditEvent(Base):
+    """Who did what to which resource, one row per authorised (or refused) API request -- append-only.
+
+    Holds ids only (key prefix, study / analysis id), never PHI.  Migration 0002 adds triggers that make
+    UPDATE and DELETE of rows fail on SQLite and PostgreSQL; the code has no path that changes a row.
+    """
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    key_prefix: Mapped[str] = mapped_column(String(16), index=True)
+    role: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(32))  # a lungcad.service.security.Action value
+    resource_type: Mapped[str] = mapped_column(String(32))
+    resource_id: Mapped[str | None] = mapped_column(String(200))
+    # the study the request concerned, when known (a study, or an analysis / result / file of it)
+    study_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    outcome: Mapped[str] = mapped_column(String(16))  # ok | denied | failed
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    client_ip: Mapped[str | None] = mapped_column(String(64))
