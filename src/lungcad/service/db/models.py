@@ -14,6 +14,7 @@ from datetime import date, datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Date,
     DateTime,
@@ -79,7 +80,7 @@ class Study(Base):
     study_date: Mapped[date | None] = mapped_column(Date, index=True)
     description: Mapped[str | None] = mapped_column(String(200))
     n_instances: Mapped[int] = mapped_column(Integer, default=0)
-    total_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    total_bytes: Mapped[int] = mapped_column(BigInteger, default=0)  # a study may pass 2 GiB
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -125,7 +126,7 @@ class ModelFile(Base):
     bundle_config_hash: Mapped[str] = mapped_column(String(32))
     config: Mapped[dict] = mapped_column(JSON)  # the bundle's configuration (model + preprocessing)
     card: Mapped[dict] = mapped_column(JSON)
-    size: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(BigInteger)
     filename: Mapped[str] = mapped_column(String(255))  # the name it was uploaded as (display only)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     active: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
