@@ -53,6 +53,12 @@ class ServiceSettings(BaseModel):
     gzip_min_bytes: int = Field(1024, ge=0)
     min_free_disk_bytes: int = Field(GiB, ge=0, description="/readyz fails below this free space, bytes")
     cors_origins: tuple[str, ...] = ()
+    cohort_roots: str = Field(
+        "", description="comma-separated folders POST /cohorts may register from; empty: data_dir/cohorts"
+    )
+    training_slots: int = Field(
+        0, ge=0, le=64, description="training processes at once per worker; 0: one per GPU, else 1"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ServiceSettings:
@@ -67,6 +73,12 @@ class ServiceSettings(BaseModel):
         return self
 
     # -- derived locations -----------------------------------------------------------------------------
+    @property
+    def cohort_root_paths(self) -> tuple[Path, ...]:
+        """The folders cohorts may be registered from (resolved); ``data_dir/cohorts`` by default."""
+        roots = [r.strip() for r in self.cohort_roots.split(",") if r.strip()]
+        return tuple(Path(r).resolve() for r in roots) or ((Path(self.data_dir) / "cohorts").resolve(),)
+
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'lungcad.db').resolve()}"
