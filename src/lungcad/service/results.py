@@ -7,6 +7,7 @@ leave that folder.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,6 +90,39 @@ def media_type(name: str) -> str:
         if lower.endswith(suffix) and not (suffix == ".nii" and lower.endswith(".nii.gz")):
             return kind
     return "application/octet-stream"
+
+
+# Files of a result folder that carry no patient identifiers: the result, tables, label maps and rendered
+# figures (tests/service/test_phi.py greps each one of a PHI-laden study).  Everything else -- the clinician
+# report (HTML / PDF) and the DICOM SEG / SR / Encapsulated PDF, which copy the patient module as the
+# standard requires -- is for roles with phi.read.  An allowlist: a new kind of output counts as PHI until it
+# is added here.
+DEIDENTIFIED_FILES = (
+    "result.json",
+    "candidates.csv",
+    "nodules.json",
+    "nodules.nii.gz",
+    "report_input.json",
+    "key_images/*.png",
+    "masks/*.nii.gz",
+    "report/figures/*.png",
+    "report/lungs_3d.html",
+)
+
+
+def carries_phi(name: str) -> bool:
+    """``report/report.pdf`` / ``dicom/sr.dcm`` -> True; ``result.json`` / ``key_images/f1.png`` -> False."""
+    return not any(fnmatch.fnmatchcase(name, pattern) for pattern in DEIDENTIFIED_FILES)
+
+
+def phi_forbidden(name: str) -> ApiError:
+    return ApiError(
+        403,
+        "forbidden",
+        f"{name!r} carries patient identifiers; this key's role may not read them",
+        fix="use a key of a role with phi.read (radiologist, admin); "
+        "de-identified files: result.json, candidates.csv, key images, figures",
+    )
 
 
 def result_files(ctx: ServiceContext, s: Session, analysis_id: str) -> list[tuple[str, int, str]]:

@@ -25,12 +25,13 @@ from lungcad.service.schemas.analyses import (
     ResultFile,
     ResultFiles,
 )
-from lungcad.service.security import Action
+from lungcad.service.security import Action, Principal
 
 router = APIRouter(prefix="/analyses", tags=["analyses"])
 
 Create = Depends(require(Action.ANALYSIS_CREATE))
 Read = Depends(require(Action.ANALYSIS_READ))
+Reader = Annotated[Principal, Read]
 Cancel = Depends(require(Action.ANALYSIS_CANCEL))
 
 
@@ -124,12 +125,13 @@ def get_result(
 @router.get(
     "/{analysis_id}/files",
     response_model=ResultFiles,
-    dependencies=[Read],
     responses=errors(404, 409, 410),
-    summary="The files of a done analysis's result folder",
+    summary="The files of a done analysis's result folder (without PHI: only the de-identified ones)",
 )
-def list_files(analysis_id: str, ctx: CtxDep, s: SessionDep) -> ResultFiles:
+def list_files(analysis_id: str, ctx: CtxDep, s: SessionDep, principal: Reader) -> ResultFiles:
     files = results.result_files(ctx, s, analysis_id)
+    if not principal.can(Action.PHI_READ):  # only what this caller may download
+        files = [f for f in files if not results.carries_phi(f[0])]
     return ResultFiles(
         analysis_id=analysis_id, files=[ResultFile(name=n, size=z, media_type=t) for n, z, t in files]
     )
@@ -139,10 +141,9 @@ def list_files(analysis_id: str, ctx: CtxDep, s: SessionDep) -> ResultFiles:
     "/{analysis_id}/files/{name:path}",
     response_class=FileResponse,
     response_model=None,  # a file: its media type is the file's (report.pdf, seg.dcm, key_images/*.png)
-    dependencies=[Read],
     responses={
         200: {
-            "description": "the file's bytes",
+            "description": "the file's bytes (the report and the DICOM objects name the patient: phi.read)",
             "content": {
                 t: {"schema": {"type": "string", "format": "binary"}}
                 for t in sorted(set(results.MEDIA_TYPES.values()))
@@ -152,7 +153,9 @@ def list_files(analysis_id: str, ctx: CtxDep, s: SessionDep) -> ResultFiles:
     },
     summary="One file of a done analysis's result folder",
 )
-def get_file(analysis_id: str, name: str, ctx: CtxDep, s: SessionDep) -> FileResponse:
+def get_file(analysis_id: str, name: str, ctx: CtxDep, s: SessionDep, principal: Reader) -> FileResponse:
+    if results.carries_phi(name) and not principal.can(Action.PHI_READ):
+        raise results.phi_forbidden(name)
     path, media = results.result_file(ctx, s, analysis_id, name)
     # nosniff: a browser must not run a file as anything but its declared type
     return FileResponse(path, media_type=media, headers={"X-Content-Type-Options": "nosniff"})
