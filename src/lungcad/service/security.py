@@ -55,6 +55,9 @@ class Action(enum.StrEnum):
     MODEL_WRITE = "model.write"
     CONFIG_READ = "config.read"
     KEY_ADMIN = "key.admin"
+    TRAINING_READ = "training.read"
+    TRAINING_WRITE = "training.write"
+    COHORT_WRITE = "cohort.write"
 
 
 A = Action
@@ -80,6 +83,9 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.SERVICE: frozenset({A.STUDY_UPLOAD, A.ANALYSIS_CREATE, A.ANALYSIS_READ}),
     Role.VIEWER: frozenset({A.STUDY_READ, A.ANALYSIS_READ, A.WORKLIST_READ}),
 }
+# Training as a service (issue 14): researchers register cohorts, start / pause / resume / stop training
+# jobs and follow them (admins may do everything anyway)
+PERMISSIONS[Role.RESEARCHER] |= {A.TRAINING_READ, A.TRAINING_WRITE, A.COHORT_WRITE}
 
 
 def allowed(role: Role | str, action: Action) -> bool:
