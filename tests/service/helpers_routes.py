@@ -3,7 +3,7 @@
 ``api_routes(app)`` walks the app's routes (FastAPI's ``iter_route_contexts``, so routers included under
 ``/api/v1`` are seen with their full path and their router-level dependencies) and reads each route's
 actions from the ``require(action)`` dependencies anywhere in its dependency tree (``check.action``, set by
-``lungcad.service.deps.require``).  A route added tomorrow is walked tomorrow.
+``lungcad.service.deps.require``, or the closure's ``action``).  A route added tomorrow is walked tomorrow.
 
 ``Fixture.request_for(route)`` builds a request that gets an allowed caller past 404 / 422 where it can:
 path parameters filled with the ids of a stored study, a done analysis and its batch, bodies that the route
@@ -43,11 +43,26 @@ class RouteInfo:
         return [m.group(1) for m in _PARAM.finditer(self.path)]
 
 
-def _actions(dependant: Any) -> set[Action]:
-    out: set[Action] = set()
-    action = getattr(getattr(dependant, "call", None), "action", None)
+def _declared(call: Any) -> set[Action]:
+    """The action of a ``require(action)`` dependency: its ``.action`` attribute, else the ``Action`` its
+    closure holds (``require`` returns a closure over ``action``)."""
+    action = getattr(call, "action", None)
     if isinstance(action, Action):
-        out.add(action)
+        return {action}
+    cells = getattr(call, "__closure__", None) or ()
+    found = set()
+    for cell in cells:
+        try:
+            value = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        if isinstance(value, Action):
+            found.add(value)
+    return found
+
+
+def _actions(dependant: Any) -> set[Action]:
+    out = _declared(getattr(dependant, "call", None))
     for sub in getattr(dependant, "dependencies", ()):
         out |= _actions(sub)
     return out
