@@ -20,8 +20,9 @@ from lungcad import __version__
 from lungcad.errors import LungcadError
 from lungcad.service.context import ServiceContext, open_context
 from lungcad.service.errors import ApiError
+from lungcad.service.http_security import install_http_security
 from lungcad.service.observability import install_observability
-from lungcad.service.settings import ServiceSettings
+from lungcad.service.settings import ServiceSettings, check_serving
 
 API_PREFIX = "/api/v1"
 
@@ -39,7 +40,7 @@ def _error(status: int, body: dict, headers: dict[str, str] | None = None) -> JS
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return _error(exc.status, exc.body())
+        return _error(exc.status, exc.body(), exc.headers)
 
     @app.exception_handler(LungcadError)
     async def _lungcad_error(_request: Request, exc: LungcadError) -> JSONResponse:
@@ -105,8 +106,10 @@ def create_app(settings: ServiceSettings | None = None, *, ctx: ServiceContext |
     )
     if ctx is not None:
         app.state.ctx = ctx
-    minimum = (settings or ctx.settings).gzip_min_bytes  # type: ignore[union-attr]
-    app.add_middleware(GZipMiddleware, minimum_size=minimum)
+    effective = settings or ctx.settings  # type: ignore[union-attr]
+    check_serving(effective)  # outside mode local: HTTPS or a TLS proxy (ConfigError otherwise)
+    app.add_middleware(GZipMiddleware, minimum_size=effective.gzip_min_bytes)
+    install_http_security(app, effective)  # HSTS, CORS, rate limiter
     install_error_handlers(app)
     for router in _routers():
         app.include_router(router, prefix=API_PREFIX)

@@ -11,12 +11,22 @@ from typing import Any
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, *, fix: str | None = None, **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        fix: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.fix = fix
+        self.headers = headers  # response headers, e.g. Retry-After of a 429
         self.extra = extra
 
     def body(self) -> dict[str, Any]:

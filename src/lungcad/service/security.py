@@ -58,6 +58,7 @@ class Action(enum.StrEnum):
     TRAINING_READ = "training.read"
     TRAINING_WRITE = "training.write"
     COHORT_WRITE = "cohort.write"
+    AUDIT_READ = "audit.read"
 
 
 A = Action
@@ -162,6 +163,12 @@ def create_key(
     return NewKey(key, record)
 
 
+def key_deadline(record: ApiKey) -> datetime | None:
+    """When the key stops working: the earlier of its expiry and its revocation (None: never)."""
+    times = [t for t in (as_utc(record.expires_at), as_utc(record.revoked_at)) if t is not None]
+    return min(times) if times else None
+
+
 class KeyVerifier:
     """Looks keys up and verifies them, remembering good ones for ``CACHE_S`` seconds."""
 
@@ -188,9 +195,10 @@ class KeyVerifier:
         if hit and now_mono - hit[0] < self.cache_s and (hit[2] is None or hit[2] > now):
             return hit[1]
         record = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
-        if record is None or record.revoked_at is not None:
+        if record is None:
             return None
-        expires = as_utc(record.expires_at)
+        # a rotated key may be revoked in the future (its grace period): it works until then
+        expires = key_deadline(record)
         if expires is not None and expires <= now:
             return None
         if not verify_hash(key, record.key_hash):

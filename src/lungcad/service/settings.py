@@ -22,6 +22,7 @@ from lungcad.errors import ConfigError
 
 ENV_PREFIX = "LUNGCAD_"
 DEFAULT_SECRET = "change-me"
+MIN_SECRET_CHARS = 32
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 
@@ -52,6 +53,8 @@ class ServiceSettings(BaseModel):
     worker_threads: int = Field(1, ge=1, le=64)
     gzip_min_bytes: int = Field(1024, ge=0)
     min_free_disk_bytes: int = Field(GiB, ge=0, description="/readyz fails below this free space, bytes")
+    max_study_bytes: int = Field(16 * GiB, gt=0, description="one study, all uploads merged, bytes")
+    rate_limit_per_minute: int = Field(600, ge=0, description="requests per API key per minute; 0: no limit")
     cors_origins: tuple[str, ...] = ()
     cohort_roots: str = Field(
         "", description="comma-separated folders POST /cohorts may register from; empty: data_dir/cohorts"
@@ -59,6 +62,9 @@ class ServiceSettings(BaseModel):
     training_slots: int = Field(
         0, ge=0, le=64, description="training processes at once per worker; 0: one per GPU, else 1"
     )
+    ssl_certfile: str = Field("", description="PEM certificate (chain): serve HTTPS; empty: plain HTTP")
+    ssl_keyfile: str = Field("", description="PEM private key of ssl_certfile")
+    behind_proxy: bool = Field(False, description="TLS ends at a reverse proxy (X-Forwarded-Proto trusted)")
 
     @model_validator(mode="after")
     def _check(self) -> ServiceSettings:
@@ -66,11 +72,21 @@ class ServiceSettings(BaseModel):
             raise ValueError(
                 f"heartbeat_s ({self.heartbeat_s}) must be at most half of lease_s ({self.lease_s})"
             )
-        if self.mode != "local" and self.secret_key in {"", DEFAULT_SECRET}:
-            raise ValueError(
-                "secret_key must be set to a real secret outside mode 'local' (LUNGCAD_SECRET_KEY)"
+        if bool(self.ssl_certfile) != bool(self.ssl_keyfile):
+            raise SettingError(
+                "ssl_certfile" if not self.ssl_certfile else "ssl_keyfile",
+                "HTTPS needs both a certificate and its private key",
+                "set both --ssl-certfile and --ssl-keyfile (LUNGCAD_SSL_CERTFILE, LUNGCAD_SSL_KEYFILE) "
+                "or neither",
             )
+        if self.mode != "local":
+            _check_deployment(self)
         return self
+
+    @property
+    def tls(self) -> bool:
+        """The API itself serves HTTPS (not only a proxy in front of it)."""
+        return bool(self.ssl_certfile and self.ssl_keyfile)
 
     # -- derived locations -----------------------------------------------------------------------------
     @property
@@ -90,6 +106,54 @@ class ServiceSettings(BaseModel):
     @property
     def uses_redis(self) -> bool:
         return self.queue_url.startswith(("redis://", "rediss://", "unix://"))
+
+
+class SettingError(ValueError):
+    """A setting that stops start-up: ``setting`` names it, ``fix`` says what to do."""
+
+    def __init__(self, setting: str, message: str, fix: str) -> None:
+        super().__init__(message)
+        self.setting, self.fix = setting, fix
+
+
+def _check_deployment(s: ServiceSettings) -> None:
+    """Outside ``mode: local``: a real secret, no wildcard CORS origin (the secret keys the patient-id
+    hashes; a wildcard origin lets any web page drive the API with a user's browser)."""
+    if s.secret_key in {"", DEFAULT_SECRET} or len(s.secret_key) < MIN_SECRET_CHARS:
+        raise SettingError(
+            "secret_key",
+            f"the secret is empty, the default or shorter than {MIN_SECRET_CHARS} characters",
+            "set LUNGCAD_SECRET_KEY to a random value of 32+ characters, e.g. the output of "
+            "python -c 'import secrets; print(secrets.token_urlsafe(48))'",
+        )
+    if any("*" in origin for origin in s.cors_origins):
+        raise SettingError(
+            "cors_origins",
+            "a CORS origin holds '*' (any web site could call the API)",
+            "list the exact origins, e.g. LUNGCAD_CORS_ORIGINS=https://viewer.example.org",
+        )
+
+
+def check_serving(s: ServiceSettings) -> None:
+    """What ``serve`` needs beyond :class:`ServiceSettings`' own checks: outside ``mode: local``, HTTPS --
+    the API's own (``ssl_certfile`` + ``ssl_keyfile``, both readable) or a TLS proxy (``behind_proxy``).
+
+    Raises:
+        ConfigError: naming the setting and the fix (the CLI exits with code 2).
+    """
+    for name in ("ssl_certfile", "ssl_keyfile"):
+        value = getattr(s, name)
+        if value and not Path(value).is_file():
+            raise ConfigError(
+                f"invalid service setting {name}: no file {value!r}",
+                fix=f"point --{name.replace('_', '-')} ({ENV_PREFIX}{name.upper()}) at a PEM file",
+            )
+    if s.mode != "local" and not s.tls and not s.behind_proxy:
+        raise ConfigError(
+            "invalid service setting ssl_certfile: outside mode 'local' the API must be reached over HTTPS",
+            fix="pass --ssl-certfile and --ssl-keyfile, or set LUNGCAD_BEHIND_PROXY=true when a reverse "
+            "proxy ends TLS in front of the service",
+        )
 
 
 def load_settings(
@@ -116,6 +180,9 @@ def load_settings(
         return ServiceSettings.model_validate(values)
     except ValidationError as exc:
         first = exc.errors()[0]
+        cause = (first.get("ctx") or {}).get("error")
+        if isinstance(cause, SettingError):
+            raise ConfigError(f"invalid service setting {cause.setting}: {cause}", fix=cause.fix) from exc
         field = ".".join(str(p) for p in first["loc"]) or "settings"
         raise ConfigError(
             f"invalid service setting {field}: {first['msg']}",

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import func, select
@@ -23,7 +24,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from lungcad.service.db.models import Analysis, Instance, Series, Study
 from lungcad.service.db.session import transaction, utcnow
-from lungcad.service.errors import not_found
+from lungcad.service.errors import ApiError, not_found
 from lungcad.service.security import patient_hash
 
 StudyState = Literal["analysed", "pending", "new"]
@@ -50,6 +51,9 @@ def _as_date(value: Any) -> date | None:
 def store_staged(ctx: Any, staged: Any) -> StoreOutcome:
     """Move a staged study (``lungcad.service.intake.StagedStudy``) into storage and the database."""
     instances = list(staged.instances)
+    cap = ctx.settings.max_study_bytes
+    with ctx.sessions() as s:  # before any file moves: a refused study leaves nothing behind
+        _check_study_size(s, staged.study_uid, instances, cap)
     blobs = [ctx.storage.put_file(i.path, move=True) for i in instances]
     secret = ctx.settings.secret_key
     now = utcnow()
@@ -117,8 +121,33 @@ def store_staged(ctx: Any, staged: Any) -> StoreOutcome:
             )
             or 0
         )
+        if study.total_bytes > cap:  # a merge that raced another one past the cap: roll back
+            raise study_too_large(study.total_bytes, cap)
         study.updated_at = now
     return outcome
+
+
+def study_too_large(total: int, cap: int) -> ApiError:
+    return ApiError(
+        413,
+        "study_too_large",
+        f"the study would hold {total} bytes, more than the limit of {cap} bytes per study",
+        fix="split the upload into studies, or raise LUNGCAD_MAX_STUDY_BYTES",
+    )
+
+
+def _check_study_size(s: Session, study_uid: str, instances: list[Any], cap: int) -> None:
+    """413 when the instances not stored yet would take the study (as stored so far) past ``cap`` bytes."""
+    stored = s.scalar(select(Study.total_bytes).where(Study.study_uid == study_uid)) or 0
+    uids = list({i.sop_instance_uid for i in instances})
+    known = set(s.scalars(select(Instance.sop_uid).where(Instance.sop_uid.in_(uids)))) if uids else set()
+    fresh: dict[str, int] = {}
+    for inst in instances:
+        if inst.sop_instance_uid not in known:
+            fresh.setdefault(inst.sop_instance_uid, Path(inst.path).stat().st_size)
+    total = stored + sum(fresh.values())
+    if total > cap:
+        raise study_too_large(total, cap)
 
 
 def get_study(s: Session, study_id: str) -> Study:

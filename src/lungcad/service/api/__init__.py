@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from lungcad.service.api import admin, analyses, batches, configs, dicomweb, models, studies, worklist
+from lungcad.service.api import admin, analyses, audit, batches, configs, dicomweb, models, studies, worklist
 
-ROUTERS = [r.router for r in (studies, dicomweb, analyses, batches, worklist, models, configs, admin)]
+ROUTERS = [r.router for r in (studies, dicomweb, analyses, batches, worklist, models, configs, admin, audit)]

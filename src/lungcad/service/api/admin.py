@@ -1,4 +1,5 @@
-"""Routes: ``/admin`` -- API keys: create (the key shown once), list, revoke (``lungcad.service.keys``)."""
+"""Routes: ``/admin`` -- API keys: create (the key shown once), list, revoke, rotate
+(``lungcad.service.keys``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ from fastapi import APIRouter, Depends, Path
 from lungcad.service import keys as lib
 from lungcad.service.deps import CtxDep, SessionDep, require
 from lungcad.service.schemas import DEFAULT_LIMIT, LimitQuery, OffsetQuery, Page, errors
-from lungcad.service.schemas.admin import PREFIX_PATTERN, KeyCreate, KeyOut, NewKeyOut
+from lungcad.service.schemas.admin import (
+    PREFIX_PATTERN,
+    KeyCreate,
+    KeyOut,
+    KeyRotate,
+    NewKeyOut,
+    RotatedKeyOut,
+)
 from lungcad.service.security import Action
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require(Action.KEY_ADMIN))])
@@ -43,8 +51,22 @@ def list_keys(s: SessionDep, limit: LimitQuery = DEFAULT_LIMIT, offset: OffsetQu
 @router.delete(
     "/keys/{prefix}",
     response_model=KeyOut,
-    responses=errors(404, 422),
-    summary="Revoke an API key (idempotent)",
+    responses=errors(404, 409, 422),
+    summary="Revoke an API key (idempotent; refused for the last active admin key)",
 )
 def revoke_key(prefix: Prefix, ctx: CtxDep) -> KeyOut:
     return KeyOut.from_row(lib.revoke_key(ctx.sessions, ctx.keys, prefix))
+
+
+@router.post(
+    "/keys/{prefix}/rotate",
+    response_model=RotatedKeyOut,
+    status_code=201,
+    responses=errors(404, 409, 422),
+    summary="Replace a key by a new one of the same role and name; the old one is revoked after grace_s",
+)
+def rotate_key(prefix: Prefix, ctx: CtxDep, body: KeyRotate | None = None) -> RotatedKeyOut:
+    new, old = lib.rotate_key(ctx.sessions, ctx.keys, prefix, grace_s=body.grace_s if body else 0.0)
+    return RotatedKeyOut(
+        **KeyOut.from_row(new.record).model_dump(), key=new.key, replaces=KeyOut.from_row(old)
+    )

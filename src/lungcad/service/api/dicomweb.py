@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
+from lungcad.service import audit
 from lungcad.service import studies as lib
 from lungcad.service.api.studies import capped_body
 from lungcad.service.deps import CtxDep, require
@@ -46,6 +47,7 @@ _STOW_BODY = {
 )
 async def stow_studies(request: Request, ctx: CtxDep) -> JSONResponse:
     limited = capped_body(request, ctx.settings.max_upload_bytes)
-    staged, _outcome = await lib.ingest_stow(ctx, request.headers.get("content-type", ""), limited.stream())
+    staged, outcome = await lib.ingest_stow(ctx, request.headers.get("content-type", ""), limited.stream())
+    audit.note(request, "study", outcome.study.id, study_id=outcome.study.id)
     base = str(request.url_for("stow_studies")).removesuffix("/studies")
     return JSONResponse(stow_response(staged, base), status_code=stow_status(staged), media_type=DICOM_JSON)

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from lungcad.service import audit
 from lungcad.service import studies as lib
 from lungcad.service.deps import CtxDep, SessionDep, require
 from lungcad.service.errors import ApiError
@@ -138,6 +139,7 @@ async def upload_study(request: Request, ctx: CtxDep) -> StudyStored:
         staged, outcome = await run_in_threadpool(lib.ingest_upload, ctx, parts)
     finally:
         await form.close()
+    audit.note(request, "study", outcome.study.id, study_id=outcome.study.id)
     return stored_response(staged, outcome)
 
 

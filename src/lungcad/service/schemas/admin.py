@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from lungcad.service.db.models import ApiKey
 from lungcad.service.db.session import as_utc
-from lungcad.service.keys import MAX_EXPIRES_DAYS, MAX_NAME_CHARS, is_usable
+from lungcad.service.keys import MAX_EXPIRES_DAYS, MAX_GRACE_S, MAX_NAME_CHARS, is_usable
 from lungcad.service.schemas import RequestModel
 from lungcad.service.security import Role
 
@@ -55,3 +55,17 @@ class NewKeyOut(KeyOut):
     """A created key: ``key`` is the secret, returned this once (the service keeps only its hash)."""
 
     key: str = Field(description="send it in the X-API-Key header; it cannot be shown again")
+
+
+class KeyRotate(RequestModel):
+    """``POST /admin/keys/{prefix}/rotate``."""
+
+    grace_s: float = Field(
+        0.0, ge=0, le=MAX_GRACE_S, description="seconds the old key keeps working (0: revoked at once)"
+    )
+
+
+class RotatedKeyOut(NewKeyOut):
+    """The new key (its secret shown this once) and the key it replaces, with its revocation time."""
+
+    replaces: KeyOut
