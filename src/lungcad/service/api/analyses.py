@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Response, status
+from fastapi import APIRouter, Depends, Header, Request, Response, status
 from fastapi.responses import FileResponse
 
 from lungcad.contracts import ScanResult
 from lungcad.service import analyses as lib
-from lungcad.service import results
+from lungcad.service import audit, results
 from lungcad.service.db.models import AnalysisStatus
 from lungcad.service.deps import CtxDep, SessionDep, require
 from lungcad.service.schemas import DEFAULT_LIMIT, LimitQuery, OffsetQuery, errors
@@ -43,12 +43,13 @@ Cancel = Depends(require(Action.ANALYSIS_CANCEL))
     responses=errors(404, 409, 422, 503),
     summary="Analyse one series of a stored study",
 )
-def create_analysis(body: AnalysisCreate, ctx: CtxDep) -> AnalysisCreated:
+def create_analysis(body: AnalysisCreate, ctx: CtxDep, request: Request) -> AnalysisCreated:
     """Queue a detection job, or reuse the result of the same series, model and configuration (then the
     new analysis is ``done`` at once with ``cached: true``)."""
     row = lib.create_analysis(
         ctx, study_id=body.study_id, series_uid=body.series_uid, model=body.model, report=body.report
     )
+    audit.note(request, "analysis", row.id, study_id=row.study_id)
     return AnalysisCreated(id=row.id, status=row.status, cached=row.cached)
 
 
