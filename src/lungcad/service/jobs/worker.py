@@ -30,6 +30,7 @@ from lungcad.log import configure_logging, get_logger
 from lungcad.service.context import open_context
 from lungcad.service.jobs.queue import jobs_of, queue_kind
 from lungcad.service.jobs.reaper import reap
+from lungcad.service.jobs.training import start_manager_thread
 from lungcad.service.settings import ServiceSettings, load_settings
 
 POLL_MAX_DELAY_S = 1.0  # an idle consumer polls the SQLite queue at least this often (Redis blocks)
@@ -90,6 +91,8 @@ def run_worker(
             target=_reaper_loop, args=(ctx, reaper_stop, settings.lease_s / 2), name="reaper", daemon=True
         )
         reaper.start()
+        # the training session manager (issue 14): spawns and watches `lungcad train` processes
+        start_manager_thread(ctx, reaper_stop)
         consumer.start()
         log.info(
             "worker_started",
