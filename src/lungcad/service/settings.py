@@ -57,7 +57,7 @@ class ServiceSettings(BaseModel):
     rate_limit_per_minute: int = Field(600, ge=0, description="requests per API key per minute; 0: no limit")
     cors_origins: tuple[str, ...] = ()
     cohort_roots: str = Field(
-        "", description="comma-separated folders POST /cohorts may register from; empty: data_dir/cohorts"
+        "", description="comma-separated folders POST /cohorts may register from (and data_dir/cohorts)"
     )
     training_slots: int = Field(
         0, ge=0, le=64, description="training processes at once per worker; 0: one per GPU, else 1"
@@ -91,9 +91,10 @@ class ServiceSettings(BaseModel):
     # -- derived locations -----------------------------------------------------------------------------
     @property
     def cohort_root_paths(self) -> tuple[Path, ...]:
-        """The folders cohorts may be registered from (resolved); ``data_dir/cohorts`` by default."""
+        """The folders cohorts may be registered from (resolved): ``cohort_roots`` and always
+        ``data_dir/cohorts`` (where generated cohorts go)."""
         roots = [r.strip() for r in self.cohort_roots.split(",") if r.strip()]
-        return tuple(Path(r).resolve() for r in roots) or ((Path(self.data_dir) / "cohorts").resolve(),)
+        return (*(Path(r).resolve() for r in roots), (Path(self.data_dir) / "cohorts").resolve())
 
     @property
     def db_url(self) -> str:

@@ -5,3 +5,8 @@ from __future__ import annotations
 from lungcad.service.api import admin, analyses, audit, batches, configs, dicomweb, models, studies, worklist
 
 ROUTERS = [r.router for r in (studies, dicomweb, analyses, batches, worklist, models, configs, admin, audit)]
+
+from lungcad.service.api import cohorts as cohorts_api  # noqa: E402 - issue 14: training as a service
+from lungcad.service.api import training as training_api  # noqa: E402
+
+ROUTERS += [cohorts_api.router, training_api.router]
