@@ -148,40 +148,19 @@ def export_model(
     """
     import json
 
-    from lungcad.model.bundle import DEFAULT_MODEL_NAME, bundle_from_checkpoint, save_bundle
-    from lungcad.train.run_folder import checkpoint_step, run_of_checkpoint, training_scan_ids
+    from lungcad.train.export import export_checkpoint
 
-    bundle = bundle_from_checkpoint(checkpoint, model_id or "", model_version or "")
-    run = run_of_checkpoint(checkpoint)
-    if model_id is None:
-        model_id = run.name if run is not None else checkpoint.stem
-        if model_id == Path(DEFAULT_MODEL_NAME).stem:  # a run folder named like the shipped model
-            model_id += "-run"
-    bundle.model_id = model_id
-    bundle.model_version = model_version or f"0.0.0+step{checkpoint_step(checkpoint)}"
-    if card is not None:
-        bundle.card = json.loads(card.read_text())
-    warnings: list[str] = []
-    report = None
-    if calibrate_on is not None:
-        from lungcad.evaluate.calibrate import calibrate_bundle, calibration_records
-
-        if run is not None:
-            ids = {r.scan_id for r in calibration_records(calibrate_on)}
-            seen = ids & training_scan_ids(run)
-            if seen:
-                warnings.append(
-                    f"calibrating on training data: {len(seen)} of {len(ids)} scans of {calibrate_on} are "
-                    f"in the training split of run {run}, so the calibrated probabilities come out "
-                    f"over-confident; pass --calibrate-on {run} (its validation split) or a held-out cohort"
-                )
-        report = calibrate_bundle(bundle, calibrate_on)
-        if warnings:
-            report["warning"] = warnings[-1]
-        bundle.card["calibration"] = report
+    result = export_checkpoint(
+        checkpoint,
+        out,
+        model_id=model_id,
+        model_version=model_version,
+        calibrate_on=calibrate_on,
+        card=json.loads(card.read_text()) if card is not None else None,
+    )
+    bundle, path, report, warnings = result.bundle, result.path, result.calibration, result.warnings
     for warning in warnings:
         err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
-    path = save_bundle(bundle, out)
     if as_json:
         print_json(
             {

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from lungcad.config import LungcadConfig
 from lungcad.errors import InputError
-from lungcad.service.db.models import ConfigVersion, ModelFile
+from lungcad.service.db.models import ConfigVersion, ModelActivation, ModelFile
 from lungcad.service.db.session import transaction, utcnow
 from lungcad.service.storage import sha256_file
 
@@ -51,19 +51,30 @@ def read_model_file(path: Path) -> dict[str, Any]:
 
 
 def register_model(
-    ctx: ServiceContext, path: Path, *, filename: str, activate: bool = False, move: bool = False
+    ctx: ServiceContext,
+    path: Path,
+    *,
+    filename: str,
+    activate: bool = False,
+    move: bool = False,
+    lineage: dict[str, Any] | None = None,
+    by: str | None = None,
 ) -> ModelFile:
     """Validate and store a model file (idempotent: the same bytes give the same row).
 
     ``move``: ``path`` is a staging file of the caller's under ``ctx.storage.tmp`` that may be renamed into
     the blob store instead of copied (an upload); it is consumed only when the file is stored.
+    ``lineage``: where the model came from (an export: run, data, config hash, metrics); set on a new row
+    and on a known one that has none.  ``by``: the key prefix an activation is recorded under.
     """
     digest = sha256_file(path)
     with transaction(ctx.sessions) as s:
         existing = s.get(ModelFile, digest)
         if existing is not None:
+            if lineage is not None and existing.lineage is None:
+                existing.lineage = lineage
             if activate:
-                _activate(s, digest)
+                _activate(s, digest, by)
                 s.flush()
                 s.refresh(existing)
             return existing
@@ -80,18 +91,24 @@ def register_model(
             staged.unlink(missing_ok=True)
     assert digest2 == digest
     try:
-        return _insert(ctx, digest, size, filename, facts, activate)
+        return _insert(ctx, digest, size, filename, facts | {"lineage": lineage}, activate, by)
     except IntegrityError:  # another process registered the same bytes since the look-up above
         with transaction(ctx.sessions) as s:
             if activate:
-                _activate(s, digest)
+                _activate(s, digest, by)
             row = s.get(ModelFile, digest)
             assert row is not None
             return row
 
 
 def _insert(
-    ctx: ServiceContext, digest: str, size: int, filename: str, facts: dict[str, Any], activate: bool
+    ctx: ServiceContext,
+    digest: str,
+    size: int,
+    filename: str,
+    facts: dict[str, Any],
+    activate: bool,
+    by: str | None,
 ) -> ModelFile:
     with transaction(ctx.sessions) as s:
         row = s.get(ModelFile, digest)
@@ -100,23 +117,27 @@ def _insert(
             s.add(row)
             s.flush()
         if activate:
-            _activate(s, digest)
+            _activate(s, digest, by)
             s.flush()
             s.refresh(row)
         return row
 
 
-def _activate(s: Session, digest: str) -> None:
+def _activate(s: Session, digest: str, by: str | None = None, kind: str = "activate") -> None:
+    """Make ``digest`` the active model; a change is appended to the activation history."""
+    current = s.scalar(select(ModelFile.sha256).where(ModelFile.active.is_(True)))
     s.execute(update(ModelFile).where(ModelFile.sha256 != digest).values(active=False))
     s.execute(update(ModelFile).where(ModelFile.sha256 == digest).values(active=True))
+    if current != digest:
+        s.add(ModelActivation(at=utcnow(), sha256=digest, by_key=by, kind=kind))
 
 
-def set_active(ctx: ServiceContext, digest: str) -> ModelFile:
+def set_active(ctx: ServiceContext, digest: str, *, by: str | None = None) -> ModelFile:
     with transaction(ctx.sessions) as s:
         row = s.get(ModelFile, digest)
         if row is None:
             raise LookupError(digest)
-        _activate(s, digest)
+        _activate(s, digest, by)
         s.flush()
         s.refresh(row)
         return row
@@ -124,6 +145,51 @@ def set_active(ctx: ServiceContext, digest: str) -> ModelFile:
 
 def active_model(s: Session) -> ModelFile | None:
     return s.scalar(select(ModelFile).where(ModelFile.active.is_(True)))
+
+
+def active_stack(s: Session) -> list[str]:
+    """The models that were active, oldest first, the current one last: the activation history replayed
+    (an activation pushes its model, a rollback pops the top one)."""
+    stack: list[str] = []
+    for kind, digest in s.execute(
+        select(ModelActivation.kind, ModelActivation.sha256).order_by(ModelActivation.id)
+    ):
+        if kind == "rollback" and stack:
+            stack.pop()
+        if not stack or stack[-1] != digest:
+            stack.append(digest)
+    return stack
+
+
+def rollback(ctx: ServiceContext, *, by: str | None = None) -> ModelFile:
+    """Re-activate the model that was active before the current one.
+
+    Raises:
+        LookupError: there is none (the current model is the first one ever activated).
+    """
+    with transaction(ctx.sessions) as s:
+        stack = active_stack(s)
+        current = active_model(s)
+        if current is not None and (not stack or stack[-1] != current.sha256):
+            stack.append(current.sha256)  # activated outside the history (a row edited by hand)
+        if len(stack) < 2:
+            raise LookupError("no earlier active model")
+        target = stack[-2]
+        _activate(s, target, by, kind="rollback")
+        s.flush()
+        row = s.get(ModelFile, target)
+        assert row is not None
+        s.refresh(row)
+        return row
+
+
+def list_activations(s: Session, *, limit: int, offset: int) -> tuple[list[ModelActivation], int]:
+    """One page of the activation history, newest first, and its length."""
+    total = s.scalar(select(func.count()).select_from(ModelActivation)) or 0
+    rows = s.scalars(
+        select(ModelActivation).order_by(ModelActivation.id.desc()).limit(limit).offset(offset)
+    ).all()
+    return list(rows), total
 
 
 def list_models(s: Session, *, limit: int, offset: int) -> tuple[list[ModelFile], int]:

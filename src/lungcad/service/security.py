@@ -54,6 +54,7 @@ class Action(enum.StrEnum):
     MODEL_READ = "model.read"
     MODEL_WRITE = "model.write"
     CONFIG_READ = "config.read"
+    EXPERIMENT_READ = "experiment.read"
     KEY_ADMIN = "key.admin"
     TRAINING_READ = "training.read"
     TRAINING_WRITE = "training.write"
@@ -79,7 +80,15 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
         }
     ),
     Role.RESEARCHER: frozenset(
-        {A.STUDY_READ, A.ANALYSIS_CREATE, A.ANALYSIS_READ, A.WORKLIST_READ, A.MODEL_READ, A.CONFIG_READ}
+        {
+            A.STUDY_READ,
+            A.ANALYSIS_CREATE,
+            A.ANALYSIS_READ,
+            A.WORKLIST_READ,
+            A.MODEL_READ,
+            A.CONFIG_READ,
+            A.EXPERIMENT_READ,
+        }
     ),
     Role.SERVICE: frozenset({A.STUDY_UPLOAD, A.ANALYSIS_CREATE, A.ANALYSIS_READ}),
     Role.VIEWER: frozenset({A.STUDY_READ, A.ANALYSIS_READ, A.WORKLIST_READ}),

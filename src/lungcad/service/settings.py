@@ -42,6 +42,7 @@ class ServiceSettings(BaseModel):
     queue_immediate: bool = Field(False, description="run jobs in the calling process (tests, demos)")
     secret_key: str = DEFAULT_SECRET
     model_path: str = Field("", description="model file of a fresh data folder; empty: the shipped model")
+    mlflow_tracking_uri: str = Field("", description="MLflow tracking URI; empty: data_dir/mlflow.db")
     max_upload_bytes: int = Field(4096 * MiB, gt=0, description="one request body (a study), bytes")
     max_files: int = Field(5000, gt=0, description="DICOM files per study")
     max_zip_ratio: float = Field(200.0, gt=1, description="uncompressed / compressed size of a zip member")

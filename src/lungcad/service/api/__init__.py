@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from lungcad.service.api import admin, analyses, audit, batches, configs, dicomweb, models, studies, worklist
+from lungcad.service.api import experiments as experiments_api
+from lungcad.service.api import model_export as model_export_api
 
 ROUTERS = [r.router for r in (studies, dicomweb, analyses, batches, worklist, models, configs, admin, audit)]
+ROUTERS += [experiments_api.router, model_export_api.router]  # issue 14: experiments, model export
 
 from lungcad.service.api import cohorts as cohorts_api  # noqa: E402 - issue 14: training as a service
 from lungcad.service.api import training as training_api  # noqa: E402

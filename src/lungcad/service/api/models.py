@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends, Request, Response
 
 from lungcad.service import models_registry as lib
@@ -10,13 +12,14 @@ from lungcad.service.deps import CtxDep, SessionDep, require
 from lungcad.service.errors import ApiError
 from lungcad.service.model_upload import receive_model
 from lungcad.service.schemas import DEFAULT_LIMIT, LimitQuery, OffsetQuery, Page, errors
-from lungcad.service.schemas.models import UPLOAD_FORM, ActivateModel, ModelOut
-from lungcad.service.security import Action
+from lungcad.service.schemas.models import UPLOAD_FORM, ActivateModel, ActivationOut, ModelOut
+from lungcad.service.security import Action, Principal
 
 router = APIRouter(prefix="/models", tags=["models"])
 
 READ = [Depends(require(Action.MODEL_READ))]
 WRITE = [Depends(require(Action.MODEL_WRITE))]
+Writer = Annotated[Principal, Depends(require(Action.MODEL_WRITE))]  # who: the key prefix goes on record
 
 
 def _unknown(sha256: str) -> ApiError:
@@ -76,12 +79,46 @@ async def upload_model(request: Request, response: Response, ctx: CtxDep) -> Mod
     "/active",
     response_model=ModelOut,
     responses=errors(404, 422),
-    dependencies=WRITE,
-    summary="Make a registered model the active one",
+    summary="Make a registered model the active one (recorded in the activation history)",
 )
-def activate_model(body: ActivateModel, ctx: CtxDep) -> ModelOut:
+def activate_model(body: ActivateModel, ctx: CtxDep, who: Writer) -> ModelOut:
     try:
-        row = lib.set_active(ctx, body.sha256)
+        row = lib.set_active(ctx, body.sha256, by=who.prefix)
     except LookupError:
         raise _unknown(body.sha256) from None
     return ModelOut.from_row(row)
+
+
+@router.post(
+    "/rollback",
+    response_model=ModelOut,
+    responses=errors(409),
+    summary="Re-activate the model that was active before the current one",
+)
+def rollback_model(ctx: CtxDep, who: Writer) -> ModelOut:
+    try:
+        row = lib.rollback(ctx, by=who.prefix)
+    except LookupError:
+        raise ApiError(
+            409,
+            "conflict",
+            "no model was active before the current one",
+            fix="activate a model by its sha256 with PUT /api/v1/models/active",
+        ) from None
+    return ModelOut.from_row(row)
+
+
+@router.get(
+    "/activations",
+    response_model=Page[ActivationOut],
+    responses=errors(422),
+    dependencies=READ,
+    summary="The history of the active model, newest first",
+)
+def list_activations(
+    s: SessionDep, limit: LimitQuery = DEFAULT_LIMIT, offset: OffsetQuery = 0
+) -> Page[ActivationOut]:
+    rows, total = lib.list_activations(s, limit=limit, offset=offset)
+    return Page[ActivationOut](
+        items=[ActivationOut.from_row(r) for r in rows], total=total, limit=limit, offset=offset
+    )

@@ -4,11 +4,11 @@ the upload form (``multipart/form-data``, described for OpenAPI by :data:`UPLOAD
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from lungcad.service.db.models import ModelFile
+from lungcad.service.db.models import ModelActivation, ModelFile
 from lungcad.service.db.session import as_utc
 from lungcad.service.models_registry import card_headline
 from lungcad.service.schemas import RequestModel
@@ -41,6 +41,11 @@ class ModelOut(BaseModel):
     active: bool
     config_hash: str = Field(description="hash of the configuration the model was trained under")
     card: ModelCardSummary
+    lineage: dict[str, Any] | None = Field(
+        None,
+        description="an exported model's origin: training job and run (MLflow run id), data (cohort ids and "
+        "folders), config hash, metrics (best validation CPM); null for an uploaded file",
+    )
 
     @classmethod
     def from_row(cls, row: ModelFile) -> ModelOut:
@@ -54,6 +59,7 @@ class ModelOut(BaseModel):
             active=bool(row.active),
             config_hash=row.bundle_config_hash,
             card=ModelCardSummary(**card_headline(row.card or {})),
+            lineage=row.lineage,
         )
 
 
@@ -61,6 +67,40 @@ class ActivateModel(RequestModel):
     """``PUT /models/active``: which registered model new analyses use."""
 
     sha256: str = Field(pattern=SHA256_PATTERN, description="the model's SHA-256 (64 lower-case hex)")
+
+
+class ActivationOut(BaseModel):
+    """One change of the active model (``kind``: activate, rollback, or initial -- active when the history
+    began)."""
+
+    at: datetime
+    sha256: str
+    by_key: str | None = Field(None, description="prefix of the API key that made it; null: the service")
+    kind: Literal["initial", "activate", "rollback"]
+
+    @classmethod
+    def from_row(cls, row: ModelActivation) -> ActivationOut:
+        return cls(at=as_utc(row.at), sha256=row.sha256, by_key=row.by_key, kind=row.kind)
+
+
+class ExportRequest(RequestModel):
+    """``POST /training-jobs/{id}/export`` (or ``POST /models/export`` for a run folder): make a model file
+    of the job's best checkpoint (its last one while no CPM was measured) and register it."""
+
+    model_id: str | None = Field(None, min_length=1, max_length=200, description="default: the run's name")
+    model_version: str | None = Field(
+        None, min_length=1, max_length=64, description="default 0.0.0+stepN, N the checkpoint's step"
+    )
+    checkpoint: Literal["best", "last"] = Field("best", description="best: by validation CPM (else last)")
+    calibrate: bool = Field(True, description="fit the calibrators on the run's validation split")
+    activate: bool = Field(False, description="make it the active model at once (promote)")
+
+
+class RunExportRequest(ExportRequest):
+    run: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        description="run folder name under the data folder's runs/",
+    )
 
 
 # The request body of ``POST /models`` for OpenAPI: the route reads the stream itself (so it can refuse a
