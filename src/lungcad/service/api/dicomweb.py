@@ -41,7 +41,10 @@ _STOW_BODY = {
     status_code=200,
     response_model=dict[str, Any],
     dependencies=[Depends(require(Action.STUDY_UPLOAD))],
-    responses={202: {"description": "stored, with some instances set aside"}, **errors(400, 413, 415, 422)},
+    responses={
+        202: {"description": "stored, with some instances set aside", "model": dict[str, Any]},
+        **errors(400, 413, 415, 422),
+    },
     openapi_extra=_STOW_BODY,
     summary="STOW-RS: store DICOM instances",
 )

@@ -17,10 +17,12 @@ T = TypeVar("T")
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+# bounded so that the database can bind it (SQLite integers are 64-bit: an unbounded offset was a 500)
+MAX_OFFSET = 10**12
 
 # ``limit`` and ``offset`` of every list route: ``def route(limit: LimitQuery = DEFAULT_LIMIT, ...)``
 LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"items per page, 1-{MAX_LIMIT}")]
-OffsetQuery = Annotated[int, Query(ge=0, description="items to skip")]
+OffsetQuery = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="items to skip")]
 
 
 class RequestModel(BaseModel):
@@ -64,9 +66,10 @@ _REASONS = {
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """``responses=`` of a route: the error codes it documents (401 and 403 always), with ``ErrorBody``."""
+    """``responses=`` of a route: the error codes it documents, with ``ErrorBody``.  400 (a body that does
+    not parse, e.g. broken JSON), 401 and 403 are documented on every route: any request can hit them."""
     out: dict[int | str, dict[str, Any]] = {}
-    for code in sorted({401, 403, *codes}):
+    for code in sorted({400, 401, 403, *codes}):
         entry: dict[str, Any] = {"description": _REASONS.get(code, "error")}
         if code != 304:
             entry["model"] = ErrorBody
