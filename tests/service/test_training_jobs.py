@@ -43,8 +43,8 @@ def researcher(make_key: Callable[[str], str]) -> dict[str, str]:
     return {"X-API-Key": make_key("researcher")}
 
 
-def tiny_job_config(**train: object) -> dict[str, Any]:
-    cfg = tiny_config(epochs=2, steps_per_epoch=4, **train).model_dump(mode="json")
+def tiny_job_config(epochs: int = 2, **train: object) -> dict[str, Any]:
+    cfg = tiny_config(epochs=epochs, steps_per_epoch=4, **train).model_dump(mode="json")
     return {k: cfg[k] for k in ("train", "model", "infer")}
 
 
@@ -56,8 +56,8 @@ def _cohort(client: Any, headers: dict[str, str], settings: ServiceSettings) -> 
     return r.json()["id"]
 
 
-def _job(client: Any, headers: dict[str, str], cohort: str, **extra: Any) -> str:
-    body = {"config": tiny_job_config(), "data": [cohort], **extra}
+def _job(client: Any, headers: dict[str, str], cohort: str, epochs: int = 2, **extra: Any) -> str:
+    body = {"config": tiny_job_config(epochs), "data": [cohort], **extra}
     r = client.post("/api/v1/training-jobs", json=body, headers=headers)
     assert r.status_code == 201, r.text
     assert r.json()["state"] == "queued"
@@ -268,7 +268,7 @@ def test_kill_9_of_the_manager_then_of_the_trainer_reported_truthfully_and_resum
             start_new_session=True,
         )
     try:
-        job = _job(client, researcher, cohort)
+        job = _job(client, researcher, cohort, epochs=3)  # 12 steps
         # past the first epoch's end (4 steps): last.ckpt exists
         doc = _wait(client, researcher, job, lambda d: (d["progress"] or {}).get("step", 0) >= 5, "step 5")
         os.killpg(proc.pid, signal.SIGKILL)
@@ -280,9 +280,13 @@ def test_kill_9_of_the_manager_then_of_the_trainer_reported_truthfully_and_resum
     assert psutil.pid_exists(pid), "the training process must outlive the manager"
     assert client.get(f"/api/v1/training-jobs/{job}", headers=researcher).json()["state"] == "running"
 
-    manager()  # a new manager re-attaches the live process ...
-    time.sleep(1.0)
-    os.kill(pid, signal.SIGKILL)  # ... which then dies without a word
+    manager()  # a new manager re-attaches the live process: the job's progress moves on ...
+    step = doc["progress"]["step"]
+    doc = _wait(
+        client, researcher, job, lambda d: (d["progress"] or {}).get("step", 0) > step, "a later step"
+    )
+    assert doc["state"] == "running" and doc["pid"] == pid and doc["attempts"] == 1
+    os.kill(pid, signal.SIGKILL)  # ... then the trainer dies without a word
     doc = _wait(client, researcher, job, lambda d: d["state"] == "failed", "failed")
     assert doc["message"].startswith("training process died (exit code unknown; last step ")
     step = doc["progress"]["step"]
@@ -292,4 +296,4 @@ def test_kill_9_of_the_manager_then_of_the_trainer_reported_truthfully_and_resum
 
     assert client.post(f"/api/v1/training-jobs/{job}/resume", headers=researcher).status_code == 200
     doc = _wait(client, researcher, job, lambda d: d["state"] == "finished", "finished")
-    assert doc["progress"]["step"] == 8 and doc["attempts"] == 2 and doc["exit_code"] == 0
+    assert doc["progress"]["step"] == 12 and doc["attempts"] == 2 and doc["exit_code"] == 0
