@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from lungcad.service import training as lib
@@ -75,8 +75,14 @@ def get_training_job(job_id: str, s: SessionDep) -> TrainingJobDetail:
 
 @router.get(
     "/{job_id}/logs",
-    response_class=PlainTextResponse,
-    responses={200: {"content": {"text/plain": {}}, "description": "the last lines of train.log"}}
+    response_class=Response,
+    response_model=None,
+    responses={
+        200: {
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+            "description": "the last lines of train.log",
+        }
+    }
     | errors(404, 422),
     dependencies=READ,
     summary="The last lines of the training process's output (train.log)",
@@ -91,10 +97,11 @@ def training_logs(
 
 @router.get(
     "/{job_id}/events",
-    response_class=StreamingResponse,
+    response_class=Response,
+    response_model=None,
     responses={
         200: {
-            "content": {"text/event-stream": {}},
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
             "description": "Server-Sent Events (`state`, `step`), `id:` increasing; resumable with "
             "Last-Event-ID; the stream ends once the job is finished, failed or stopped",
         }
