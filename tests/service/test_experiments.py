@@ -14,7 +14,8 @@ import yaml
 
 from lungcad.config import load_config
 from lungcad.service.context import ServiceContext, open_context
-from lungcad.service.experiments import config_from_params, metric_goal, runs_root, tracking_uri
+from lungcad.service.experiment_configs import config_from_params
+from lungcad.service.experiments import metric_goal, runs_root, tracking_uri
 from lungcad.service.models_registry import record_config
 from lungcad.service.settings import load_settings
 
@@ -263,3 +264,27 @@ def test_a_real_training_runs_mlflow_data_compares(tmp_path: Path) -> None:
     first = body["runs"][0]
     assert "val/cpm" in first["best"] and first["curves"]["train/loss"]
     assert any(a["path"] == "last.ckpt" for a in first["artifacts"])
+
+
+def test_an_unreachable_tracking_store_is_a_503(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from lungcad.service.app import create_app
+    from lungcad.service.db.session import transaction
+    from lungcad.service.security import create_key
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")  # the store's folder is a file: the store cannot open
+    settings = load_settings(
+        tmp_path / "data", environ={}, mlflow_tracking_uri=f"sqlite:///{blocker / 'mlflow.db'}"
+    )
+    ctx = open_context(settings)
+    try:
+        with transaction(ctx.sessions) as s:
+            key = create_key(s, "researcher").key
+        with TestClient(create_app(ctx=ctx)) as client:
+            r = client.get(f"{API}/experiments", headers={"X-API-Key": key})
+    finally:
+        ctx.close()
+    assert r.status_code == 503, r.text
+    assert r.json()["error"] == "tracking_unavailable" and "LUNGCAD_MLFLOW_TRACKING_URI" in r.json()["fix"]

@@ -7,29 +7,22 @@ seconds, and the API must start without it).
 
 Comparing runs gives per run its metric curves (the full history of each metric key), its best values
 (the maximum of CPM and sensitivity metrics, the minimum of losses), its artefacts, and the exact
-difference of its configuration from the first run's.  A run's configuration is found, in this order:
-
-1. a ``config_hash`` tag or parameter naming a version in the service's configuration store;
-2. the run's folder under ``D/runs`` (``config.yaml``: the run folder is named like the MLflow run, and
-   its ``status.json`` records the MLflow run id), recorded into the configuration store on the way;
-3. the hyperparameters Lightning logged (``config/<section>/<key>``, values parsed back from their text).
+difference of its configuration from the first run's (where a run's configuration is found:
+``lungcad.service.experiment_configs``).
 """
 
 from __future__ import annotations
 
-import ast
-import json
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-import yaml
-
-from lungcad.errors import InputError
 from lungcad.service.configs import Difference, diff_trees
-from lungcad.service.db.models import ConfigVersion
 from lungcad.service.errors import ApiError
+from lungcad.service.experiment_configs import resolve_config, run_folder
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -39,11 +32,11 @@ if TYPE_CHECKING:
     from lungcad.service.settings import ServiceSettings
 
 RUNS_FOLDER = "runs"  # D/runs: one folder per training run (the training jobs' run folders)
-CONFIG_PARAM_PREFIX = "config/"  # LungCADModule.save_hyperparameters({"config": ...}), flattened by "/"
-CONFIG_HASH_KEYS = ("config_hash", "lungcad.config_hash")
 MAX_COMPARE = 10
 MAX_ARTIFACTS = 1000
 _PAGE = 1000
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def tracking_uri(settings: ServiceSettings) -> str:
@@ -61,6 +54,26 @@ def client(settings: ServiceSettings) -> MlflowClient:
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=tracking_uri(settings))
+
+
+def _tracking_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """A tracking store that cannot be reached or read is a 503 naming the URI's scheme (not a 500)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return fn(*args, **kwargs)
+        except (MlflowException, OSError) as exc:  # requests' errors are OSErrors too
+            raise ApiError(
+                503,
+                "tracking_unavailable",
+                f"the MLflow tracking store is unavailable ({type(exc).__name__})",
+                fix="check LUNGCAD_MLFLOW_TRACKING_URI and that its server or file is reachable",
+            ) from exc
+
+    return wrapper
 
 
 def _time(ms: int | None) -> datetime | None:
@@ -136,6 +149,7 @@ def _all_runs(c: MlflowClient, experiment_ids: list[str], filter_string: str = "
             return runs
 
 
+@_tracking_errors
 def list_experiments(settings: ServiceSettings) -> list[ExperimentSummary]:
     """The active experiments with their run counts, by name."""
     c = client(settings)
@@ -171,6 +185,7 @@ def _experiment_ids(c: MlflowClient, experiment: str | None) -> list[str]:
     return [exp.experiment_id]
 
 
+@_tracking_errors
 def search_runs(
     settings: ServiceSettings, *, filter_string: str = "", experiment: str | None = None
 ) -> list[RunSummary]:
@@ -260,70 +275,7 @@ def _artifacts(c: MlflowClient, run_id: str, folder: Path | None) -> list[Artifa
     return out
 
 
-def _run_folder(settings: ServiceSettings, run: RunSummary) -> Path | None:
-    """The run folder of an MLflow run: ``D/runs/<run name>`` whose ``status.json`` names no other run."""
-    if not run.name or "/" in run.name or run.name.startswith("."):
-        return None
-    folder = runs_root(settings) / run.name
-    if not (folder / "config.yaml").is_file():
-        return None
-    status = folder / "status.json"
-    if status.is_file():
-        recorded = json.loads(status.read_text()).get("mlflow_run_id")
-        if recorded and recorded != run.id:
-            return None
-    return folder
-
-
-def _parse_param(text: str) -> Any:
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
-        return text
-
-
-def config_from_params(params: dict[str, str]) -> dict[str, Any] | None:
-    """The configuration tree from Lightning's flattened hyperparameters (``config/train/lr``)."""
-    tree: dict[str, Any] = {}
-    for key, text in params.items():
-        if not key.startswith(CONFIG_PARAM_PREFIX):
-            continue
-        node = tree
-        *parents, leaf = key.removeprefix(CONFIG_PARAM_PREFIX).split("/")
-        for p in parents:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                break
-        else:
-            node[leaf] = _parse_param(text)
-    return tree or None
-
-
-def _resolve_config(
-    ctx: ServiceContext, run: RunSummary, folder: Path | None
-) -> tuple[dict[str, Any] | None, str | None, str | None]:
-    """(configuration tree, its hash, where it came from); see the module docstring for the order."""
-    from lungcad.config import LungcadConfig
-    from lungcad.service.models_registry import record_config
-
-    for key in CONFIG_HASH_KEYS:
-        digest = run.tags.get(key) or run.params.get(key)
-        if digest:
-            with ctx.sessions() as s:
-                row = s.get(ConfigVersion, digest)
-                if row is not None:
-                    return row.config, row.hash, "config_store"
-    if folder is not None:
-        try:
-            cfg = LungcadConfig.model_validate(yaml.safe_load((folder / "config.yaml").read_text()))
-        except (OSError, ValueError, InputError):
-            cfg = None
-        if cfg is not None:
-            return cfg.model_dump(mode="json"), record_config(ctx, cfg), "run_folder"
-    tree = config_from_params(run.params)
-    return (tree, None, "params") if tree else (None, None, None)
-
-
+@_tracking_errors
 def compare_runs(ctx: ServiceContext, run_ids: list[str]) -> Comparison:
     """Metric curves, best values, artefacts and configuration differences of 2 to ``MAX_COMPARE`` runs.
 
@@ -363,8 +315,8 @@ def compare_runs(ctx: ServiceContext, run_ids: list[str]) -> Comparison:
             for key in sorted(run.metrics)
         }
         best = {k: _best(v, g) for k, v in curves.items() if v and (g := metric_goal(k))}
-        folder = _run_folder(ctx.settings, run)
-        config, digest, source = _resolve_config(ctx, run, folder)
+        folder = run_folder(runs_root(ctx.settings), run.name, run.id)
+        config, digest, source = resolve_config(ctx, run.tags, run.params, folder)
         artifacts = _artifacts(c, run_id, folder)
         out.append(RunComparison(run, curves, best, digest, source, artifacts, config))
     base = out[0]

@@ -21,7 +21,7 @@ router = APIRouter(
 @router.get(
     "",
     response_model=list[ExperimentOut],
-    responses=errors(),
+    responses=errors(503),
     summary="The MLflow experiments, with their run counts",
 )
 def list_experiments(ctx: CtxDep) -> list[ExperimentOut]:
@@ -31,7 +31,7 @@ def list_experiments(ctx: CtxDep) -> list[ExperimentOut]:
 @router.get(
     "/runs",
     response_model=Page[RunOut],
-    responses=errors(404, 422),
+    responses=errors(404, 422, 503),
     summary="Runs, newest first, filtered by an MLflow search expression",
 )
 def list_runs(
@@ -56,7 +56,7 @@ def list_runs(
 @router.get(
     "/compare",
     response_model=ComparisonOut,
-    responses=errors(404, 422),
+    responses=errors(404, 422, 503),
     summary="Metric curves, best values, artefacts and the exact configuration difference of runs",
 )
 def compare_runs(
