@@ -228,8 +228,15 @@ def test_rollback_walks_the_activation_history_back(client, ctx, admin_headers, 
     assert client.post(f"{API}/models/rollback", headers=admin_headers).json()["sha256"] == shipped
 
 
-def test_migration_0004_seeds_the_history_with_the_active_model(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'old.db'}"
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'old.db'}"
+    return request.getfixturevalue("postgres_db_url")  # skipped with a reason without a server
+
+
+def test_migration_0004_seeds_the_history_with_the_active_model(any_db_url: str) -> None:
+    url = any_db_url
     upgrade(url, "0003")
     engine = make_engine(url)
     try:
@@ -248,7 +255,7 @@ def test_migration_0004_seeds_the_history_with_the_active_model(tmp_path: Path) 
         upgrade(url)
         with engine.connect() as conn:
             rows = conn.execute(sa.text("SELECT sha256, kind, by_key FROM model_activations")).all()
-            lineage = conn.execute(sa.text("SELECT lineage FROM models")).scalars().all()
+            lineage = conn.execute(sa.text("SELECT lineage FROM models ORDER BY sha256")).scalars().all()
     finally:
         engine.dispose()
     assert [tuple(r) for r in rows] == [("a" * 64, "initial", None)]
