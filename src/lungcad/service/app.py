@@ -7,6 +7,7 @@ so importing this module creates nothing; ``uvicorn`` gets the app from :func:`c
 
 from __future__ import annotations
 
+import errno
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,10 +15,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lungcad import __version__
 from lungcad.errors import LungcadError
+from lungcad.log import get_logger
 from lungcad.service.context import ServiceContext, open_context
 from lungcad.service.errors import ApiError
 from lungcad.service.http_security import install_http_security
@@ -25,6 +28,11 @@ from lungcad.service.observability import install_observability
 from lungcad.service.settings import ServiceSettings, check_serving
 
 API_PREFIX = "/api/v1"
+DB_RETRY_AFTER_S = 5  # Retry-After of a 503 for a database that is down, unreachable or locked
+# a database that cannot answer now (down, unreachable, locked past the busy timeout, pool exhausted); an
+# IntegrityError or a ProgrammingError is a bug and stays a 500
+_DB_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 def _routers() -> list:
@@ -70,6 +78,37 @@ def install_error_handlers(app: FastAPI) -> None:
                 "fix": "see the request schema in /api/v1/openapi.json",
                 "detail": errors,
             },
+        )
+
+    async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+        # the class name only: the driver's message can quote the statement and its parameters (PHI)
+        get_logger("lungcad.service").warning("database_unavailable", error=type(exc).__name__)
+        return _error(
+            503,
+            {
+                "error": "database_unavailable",
+                "message": "the database is unavailable or busy",
+                "fix": f"retry after {DB_RETRY_AFTER_S} s; if it persists, check the database server",
+            },
+            {"Retry-After": str(DB_RETRY_AFTER_S)},
+        )
+
+    for kind in _DB_UNAVAILABLE:
+        app.add_exception_handler(kind, _database_unavailable)
+
+    @app.exception_handler(OSError)
+    async def _os_error(_request: Request, exc: OSError) -> JSONResponse:
+        if exc.errno not in _DISK_FULL:
+            raise exc  # any other OSError is a bug: the observability middleware answers the 500
+        get_logger("lungcad.service").error("disk_full", errno=exc.errno)
+        return _error(
+            507,
+            {
+                "error": "insufficient_storage",
+                "message": "the service's storage is full; nothing was stored",
+                "fix": "retry later; an operator must free space in the data folder",
+            },
+            {"Retry-After": "60"},
         )
 
     @app.exception_handler(StarletteHTTPException)

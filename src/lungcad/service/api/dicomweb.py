@@ -43,7 +43,7 @@ _STOW_BODY = {
     dependencies=[Depends(require(Action.STUDY_UPLOAD))],
     responses={
         202: {"description": "stored, with some instances set aside", "model": dict[str, Any]},
-        **errors(400, 413, 415, 422),
+        **errors(400, 413, 415, 422, 507),
     },
     openapi_extra=_STOW_BODY,
     summary="STOW-RS: store DICOM instances",

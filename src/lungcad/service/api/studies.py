@@ -100,7 +100,7 @@ def stored_response(staged: object, outcome: lib.StoreOutcome) -> StudyStored:
     status_code=201,
     response_model=StudyStored,
     dependencies=[Upload],
-    responses=errors(400, 413, 415, 422),
+    responses=errors(400, 413, 415, 422, 507),
     openapi_extra=_FORM_BODY,
     summary="Upload a study: DICOM files or one zip",
 )

@@ -61,15 +61,17 @@ _REASONS = {
     413: "too large",
     415: "unsupported media type",
     422: "invalid input",
-    503: "a back-end (database, queue) is unavailable",
+    503: "a back-end (database, queue) is unavailable; retry after the Retry-After seconds",
+    507: "the service's storage is full; nothing was stored",
 }
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """``responses=`` of a route: the error codes it documents, with ``ErrorBody``.  400 (a body that does
-    not parse, e.g. broken JSON), 401 and 403 are documented on every route: any request can hit them."""
+    not parse, e.g. broken JSON), 401, 403 and 503 (the database down or locked, with Retry-After) are
+    documented on every route: any request can hit them."""
     out: dict[int | str, dict[str, Any]] = {}
-    for code in sorted({400, 401, 403, *codes}):
+    for code in sorted({400, 401, 403, 503, *codes}):
         entry: dict[str, Any] = {"description": _REASONS.get(code, "error")}
         if code != 304:
             entry["model"] = ErrorBody
