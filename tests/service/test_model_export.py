@@ -27,6 +27,7 @@ from lungcad.service.storage import sha256_file
 from lungcad.train.state import TrainingState
 
 API = "/api/v1"
+SLAB = Path(__file__).resolve().parents[2] / "tests" / "data" / "lidc_slab_0001"
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +163,24 @@ def test_a_training_job_exports_with_the_job_and_its_cohorts_in_the_lineage(call
     r = call("POST", "/models/rollback")
     assert r.status_code == 200, r.text
     assert r.json()["sha256"] != model["sha256"] and r.json()["active"] is True
+
+
+@pytest.mark.slow
+def test_a_promoted_export_analyses_a_study(call, trained) -> None:
+    """Export, promote, analyse: the new active model runs the analysis (the issue's end-to-end path)."""
+    from tests.service.helpers_analyses import store_folder
+
+    r = call("POST", "/models/export", json={"run": "tiny", "model_version": "3.0.0", "activate": True})
+    assert r.status_code == 201, r.text
+    model = r.json()
+    study = store_folder(trained["ctx"], SLAB)
+    r = call("POST", "/analyses", json={"study_id": study})
+    assert r.status_code == 202, r.text
+    got = call("GET", f"/analyses/{r.json()['id']}").json()
+    assert got["status"] == "done", got
+    assert (got["model_id"], got["model_version"]) == ("tiny", "3.0.0")
+    assert got["model_sha256"] == model["sha256"]
+    assert call("POST", "/models/rollback").status_code == 200  # leave the shipped model active
 
 
 def test_a_running_job_an_unknown_job_or_run_and_a_run_without_checkpoint_are_refused(call, trained) -> None:
