@@ -297,3 +297,25 @@ def test_kill_9_of_the_manager_then_of_the_trainer_reported_truthfully_and_resum
     assert client.post(f"/api/v1/training-jobs/{job}/resume", headers=researcher).status_code == 200
     doc = _wait(client, researcher, job, lambda d: d["state"] == "finished", "finished")
     assert doc["progress"]["step"] == 12 and doc["attempts"] == 2 and doc["exit_code"] == 0
+
+
+@pytest.mark.slow
+def test_a_job_the_trainer_refuses_fails_with_its_reason(
+    client: Any, researcher: dict, ctx: Any, settings: ServiceSettings, manager: Callable[[], threading.Event]
+) -> None:
+    """init_from the shipped model (another architecture than the tiny one): the trainer's own message."""
+    from lungcad.service.models_registry import active_model
+
+    cohort = _cohort(client, researcher, settings)
+    with ctx.sessions() as s:
+        sha = active_model(s).sha256
+    job = _job(client, researcher, cohort, init_from=sha)
+    manager()
+    doc = _wait(client, researcher, job, lambda d: d["state"] == "failed", "failed")
+    assert doc["exit_code"] == 2 and doc["progress"] is None
+    assert doc["message"].startswith("training process exited with code 2 before training started: ")
+    assert "another architecture" in doc["message"]
+    bad = client.post(
+        "/api/v1/training-jobs", json={"data": [cohort], "init_from": "0" * 64}, headers=researcher
+    )
+    assert bad.status_code == 422 and "init_from" in bad.json()["message"]

@@ -366,6 +366,8 @@ class TrainingManager:
         else:
             final = S.FAILED
             message = died or f"training process died (exit code {code}; last step {step})"
+            if not state and exit_code is not None and died is None:  # e.g. the CLI refused its input
+                message = f"training process exited with code {code} before training started"
             if line := _last_log_line(w.run):
                 message += f": {line}"
         transition(
