@@ -5,7 +5,9 @@ One row of ``audit_events`` per authenticated API request, written by the permis
 
 * ``denied``: the key's role may not do the route's action (the 403), written before the refusal;
 * ``ok`` / ``failed``: the route ran and returned, or raised (an unknown id, a wrong state...), written
-  when it ends.
+  when it ends -- for ``ok`` in the dependency's exit, which FastAPI runs after the response went out, so
+  a client may see its answer a moment before the row is committed.  A failed audit write is logged
+  (``audit_write_failed``) and does not fail the request (the response may already be sent).
 
 The resource comes from the URL: the path parameters (``study_id``, ``analysis_id``, ``name`` of a result
 file, ``batch_id``, ``prefix``, ``config_hash``) or, for a list, the collection.  A route that creates the
