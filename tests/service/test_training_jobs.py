@@ -319,3 +319,57 @@ def test_a_job_the_trainer_refuses_fails_with_its_reason(
         "/api/v1/training-jobs", json={"data": [cohort], "init_from": "0" * 64}, headers=researcher
     )
     assert bad.status_code == 422 and "init_from" in bad.json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("status", "state", "message"),
+    [
+        ("paused", "paused", "test pause"),
+        ("finished", "finished", None),
+        ("running", "failed", "training process died (exit code unknown; last step 3)"),
+        (None, "failed", "training process died (exit code unknown; last step 0)"),
+    ],
+)
+def test_a_new_manager_judges_a_dead_process_from_its_status_json(
+    client: Any,
+    researcher: dict,
+    ctx: Any,
+    settings: ServiceSettings,
+    status: str | None,
+    state: str,
+    message: str | None,
+) -> None:
+    """The recorded pid is alive but started at another time (a reused pid): the process is gone."""
+    from sqlalchemy import update
+
+    from lungcad.service.db.models import TrainingJobState
+    from lungcad.service.db.session import transaction
+    from lungcad.train.state import TrainingState
+
+    job = _job(client, researcher, _cohort(client, researcher, settings))
+    me = psutil.Process()
+    with transaction(ctx.sessions) as s:
+        s.execute(
+            update(TrainingJob)
+            .where(TrainingJob.id == job)
+            .values(
+                state=TrainingJobState.RUNNING,
+                pid=me.pid,
+                pid_created=me.create_time() - 100,
+                host=os.uname().nodename,
+            )
+        )
+    run = Path(settings.data_dir) / "runs" / job
+    if status is not None:
+        TrainingState(
+            run_id=job, status=status, step=3, message="test pause" if status == "paused" else ""
+        ).write(run)
+    manager = TrainingManager(ctx, slots=1)
+    assert manager.recover() == 0 and not manager.watched
+    doc = client.get(f"/api/v1/training-jobs/{job}", headers=researcher).json()
+    assert (doc["state"], doc["message"]) == (state, message)
+    assert doc["exit_code"] is None and (doc["progress"] or {}).get("step", 0) == (3 if status else 0)
+    if state != "finished":
+        assert (
+            client.post(f"/api/v1/training-jobs/{job}/resume", headers=researcher).json()["state"] == "queued"
+        )

@@ -40,7 +40,7 @@ from sqlalchemy import select, update
 from lungcad.log import get_logger
 from lungcad.service.db.models import TrainingJob, TrainingJobState
 from lungcad.service.db.session import transaction, utcnow
-from lungcad.service.training import JOB_CONFIG, LOG_FILE, run_folder, transition
+from lungcad.service.training import JOB_CONFIG, LOG_FILE, run_folder, runs_root, transition
 from lungcad.service.training_events import append_event
 
 if TYPE_CHECKING:
@@ -52,6 +52,7 @@ LOCK_FILE = "manager.lock"
 CLI_ENTRY = "import sys; from lungcad.cli import main; sys.exit(main(sys.argv[1:]))"
 # status.json's final status -> the job's state (anything else at exit: the process died)
 FINAL = {"finished": S.FINISHED, "paused": S.PAUSED, "interrupted": S.PAUSED, "stopped": S.STOPPED}
+RECOVER_EVERY = 30  # rounds between re-discoveries after the start-up one
 SNAPSHOT_KEYS = ("status", "epoch", "step", "best_cpm", "last_cpm")
 log = get_logger("lungcad.service.training")
 
@@ -180,8 +181,12 @@ class TrainingManager:
     def run(self, stop: threading.Event) -> None:
         self.recover()
         log.info("training_manager_started", slots=self.slots, gpus=len(self.gpus), watched=len(self.watched))
+        rounds = 0
         while not stop.is_set():
             try:
+                rounds += 1
+                if rounds % RECOVER_EVERY == 0:  # jobs of another manager of this host that died since
+                    self.recover()
                 self.run_once()
             except Exception as exc:  # noqa: BLE001 - the database is down: try again next round
                 log.warning(
@@ -194,27 +199,35 @@ class TrainingManager:
 
     def _claim_next(self) -> bool:
         with self.ctx.sessions() as s:
-            job_id = s.scalar(
-                select(TrainingJob.id)
+            found = s.execute(
+                select(TrainingJob.id, TrainingJob.run_dir)
                 .where(TrainingJob.state == S.QUEUED)
                 .order_by(TrainingJob.updated_at, TrainingJob.created_at)
                 .limit(1)
-            )
-        if job_id is None:
+            ).first()
+        if found is None:
             return False
+        job_id, run_dir = found
+        # the job's lock before the claim: from the claim on, no other manager of this host may judge the
+        # job (a "starting" row without a pid would look like one whose manager died)
+        lock = _lock(runs_root(self.ctx.settings) / run_dir)
+        if lock is None:
+            return False  # another manager of this host is claiming it right now: next round
         token = uuid.uuid4().hex
         values = {"claim": token, "host": self.host, "pid": None, "pid_created": None, "exit_code": None}
         if not transition(
             self.ctx, job_id, [S.QUEUED], S.STARTING, attempts=TrainingJob.attempts + 1, **values
         ):
+            lock.close()
             return True  # another manager took it: look for the next one
         with self.ctx.sessions() as s:
             job = s.get(TrainingJob, job_id)
             assert job is not None
             s.expunge(job)
         try:
-            self._spawn(job, token)
+            self._spawn(job, token, lock)
         except Exception as exc:  # noqa: BLE001 - e.g. the run folder is not writable: the job fails, not us
+            lock.close()
             transition(
                 self.ctx,
                 job_id,
@@ -249,32 +262,25 @@ class TrainingManager:
             argv += ["--init-from", str(link)]
         return argv
 
-    def _spawn(self, job: TrainingJob, token: str) -> None:
+    def _spawn(self, job: TrainingJob, token: str, lock: IO[bytes]) -> None:
         run = run_folder(self.ctx.settings, job)
-        lock = _lock(run)
-        if lock is None:  # pragma: no cover - a claimed job is watched by nobody
-            raise RuntimeError("another manager holds the job's lock")
         gpu = next((g for g in self.gpus if g not in {w.gpu for w in self.watched.values()}), None)
         env = {k: v for k, v in os.environ.items() if not k.startswith("LUNGCAD_")}
         env["PYTHONUNBUFFERED"] = "1"
         if gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = str(gpu)
-        try:
-            argv = self._argv(job, run)
-            with open(run / LOG_FILE, "ab") as out:
-                popen = subprocess.Popen(  # noqa: S603 - our own interpreter and CLI
-                    argv,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    env=env,
-                    cwd=run,
-                    start_new_session=True,
-                )
-            created = psutil.Process(popen.pid).create_time()
-        except Exception:
-            lock.close()
-            raise
+        argv = self._argv(job, run)
+        with open(run / LOG_FILE, "ab") as out:
+            popen = subprocess.Popen(  # noqa: S603 - our own interpreter and CLI
+                argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=run,
+                start_new_session=True,
+            )
+        created = psutil.Process(popen.pid).create_time()
         w = Watched(job.id, run, popen.pid, created, lock, popen=popen, gpu=gpu)
         self.watched[job.id] = w
         moved = transition(
