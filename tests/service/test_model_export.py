@@ -77,6 +77,7 @@ def test_a_run_folder_exports_to_a_calibrated_model_with_card_and_lineage(call, 
     assert r.status_code == 201, r.text
     model = r.json()
     assert model["model_id"] == "tiny" and model["model_version"] == "1.0.0" and model["active"] is False
+    assert model["filename"] == "tiny-1.0.0.pt"
     assert model["config_hash"] == trained["cfg"].config_hash()
     assert (
         model["card"]["training_steps"] == state.step == 2 and model["card"]["calibration"] == "temperature"
@@ -194,6 +195,13 @@ def test_a_running_job_an_unknown_job_or_run_and_a_run_without_checkpoint_are_re
     empty.mkdir()
     r = call("POST", "/models/export", json={"run": "empty"})
     assert r.status_code == 409 and r.json()["error"] == "conflict" and r.json()["fix"]
+
+
+def test_the_longest_id_and_version_give_a_file_name_that_fits_its_column(call) -> None:
+    body = {"run": "tiny", "model_id": "m" * 200, "model_version": "v" * 64, "calibrate": False}
+    r = call("POST", "/models/export", json=body)
+    assert r.status_code == 201, r.text
+    assert r.json()["model_id"] == "m" * 200 and len(r.json()["filename"]) <= 200
 
 
 def test_only_model_writers_export_or_roll_back(call) -> None:

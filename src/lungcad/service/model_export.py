@@ -24,6 +24,7 @@ from lungcad.errors import InputError
 from lungcad.service.db.models import Cohort, ModelFile, TrainingJob, TrainingJobState
 from lungcad.service.errors import ApiError
 from lungcad.service.experiments import runs_root
+from lungcad.service.model_upload import safe_filename
 from lungcad.service.models_registry import record_config, register_model
 
 if TYPE_CHECKING:
@@ -127,7 +128,8 @@ def export_run(
         facts["calibration"] = (result.calibration or {}).get("method")
         if result.warnings:
             facts["warnings"] = result.warnings
-        filename = f"{result.bundle.model_id}-{result.bundle.model_version}.pt".replace("/", "_")
+        # display only; reduced like an upload's name (a free-form id and version could pass 255 characters)
+        filename = safe_filename(f"{result.bundle.model_id}-{result.bundle.model_version}")[:196] + ".pt"
         return register_model(
             ctx, result.path, filename=filename, activate=activate, move=True, lineage=facts, by=by
         )
