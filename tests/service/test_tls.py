@@ -92,7 +92,6 @@ def test_serve_over_https_in_deployment_mode(tmp_path: Path) -> None:
                 except httpx.TransportError:
                     return False
 
-
             deadline = time.monotonic() + 90
             while not up():
                 assert proc.alive(), proc.tail()

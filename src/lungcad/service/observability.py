@@ -156,7 +156,8 @@ def install_observability(app: FastAPI, settings: ServiceSettings | None = None)
 
     Call it after the other middleware so that it is the outermost one (it then times and ids everything,
     gzip included).  An unhandled exception is answered here with a JSON 500 carrying the request id, so an
-    ``exception_handler(Exception)`` of the app would not be reached.  The context is read from ``app.state.ctx`` at request time (the lifespan opens it).
+    ``exception_handler(Exception)`` of the app would not be reached.  The context is read from
+    ``app.state.ctx`` at request time (the lifespan opens it).
     ``settings`` is accepted for symmetry with ``create_app``; the probes read the context's settings.
     """
     del settings  # the context's settings are the ones in force
