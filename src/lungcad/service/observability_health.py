@@ -74,7 +74,9 @@ class Readiness:
                 try:
                     ok, detail = check(ctx)
                 except Exception as exc:  # noqa: BLE001 - any failure is the check's verdict, not a 500
-                    ok, detail = False, f"{type(exc).__name__}: {exc}"
+                    # /readyz is unauthenticated: a driver's message names hosts, ports and users, so the
+                    # probe says only what kind of failure it was (the exception class, e.g. OperationalError)
+                    ok, detail = False, f"{type(exc).__name__} (unreachable or failing; see the service)"
                 checks[name] = {"ok": ok, "detail": detail[:DETAIL_MAX]}
             status = "ok" if all(c["ok"] for c in checks.values()) else "fail"
             result = {"status": status, "checks": checks}
