@@ -47,6 +47,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from benchlib import default_json_path, write_result
 from service_load import run_load, seed_worklist
 
@@ -364,6 +366,7 @@ def run(args: argparse.Namespace, series: Path, tmp: Path) -> dict[str, Any]:
                 )
                 for name, (route, paths) in routes.items()
             }
+            mixed = _mixed_load(host, headers, users=args.users, seconds=seconds, tmp=tmp, env=env)
     finally:
         for proc in reversed(procs):
             _stop(proc)
@@ -378,7 +381,69 @@ def run(args: argparse.Namespace, series: Path, tmp: Path) -> dict[str, Any]:
         "cli": cli,
         "library": library,
         "load": {k: v.as_dict() for k, v in load.items()},
+        "mixed": mixed,
         "load_settings": {"users": args.users, "seconds_per_route": seconds, "studies": len(seeded)},
+    }
+
+
+UPLOADERS = 4  # concurrent uploading clients in the mixed phase
+
+
+def _mixed_load(
+    host: str, headers: dict[str, str], *, users: int, seconds: int, tmp: Path, env: dict[str, str]
+) -> dict[str, Any]:
+    """Readers and uploads at once: ``users`` locust clients on the worklist while ``UPLOADERS`` threads
+    upload copies of the bundled 16-slice slab (new UIDs each time) for ``seconds``; per side the p50 /
+    p99 latency and the errors (any status other than 200 / 201)."""
+    import threading
+
+    import httpx
+
+    slab = _dicom_files(SLAB)
+    zips = []
+    for k in range(UPLOADERS * 3):
+        _copy_as_new_series(slab, tmp / f"mixed{k}.zip")
+        zips.append((tmp / f"mixed{k}.zip").read_bytes())
+    times: list[float] = []
+    errors = [0]
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def uploader(start: int) -> None:
+        k = start
+        with httpx.Client(base_url=host, headers=headers, timeout=120.0) as c:
+            while not stop.is_set():
+                t0 = time.perf_counter()
+                # a zip already uploaded is a merge of duplicates: still a full upload through intake
+                r = c.post(
+                    f"{API}/studies", files=[("files", ("s.zip", zips[k % len(zips)], "application/zip"))]
+                )
+                with lock:
+                    times.append(time.perf_counter() - t0)
+                    errors[0] += r.status_code not in (200, 201)
+                k += UPLOADERS
+
+    threads = [threading.Thread(target=uploader, args=(i,), daemon=True) for i in range(UPLOADERS)]
+    for t in threads:
+        t.start()
+    readers = run_load(
+        host, f"{API}/worklist", [f"{API}/worklist"], headers, users=users, seconds=seconds,
+        workdir=tmp / "mixed_load", env=env,
+    )  # fmt: skip
+    stop.set()
+    for t in threads:
+        t.join(timeout=180)
+    ms = np.array(times) * 1000.0 if times else np.array([float("nan")])
+    return {
+        "readers": readers.as_dict(),
+        "uploads": {
+            "clients": UPLOADERS,
+            "files_per_upload": len(slab),
+            "requests": len(times),
+            "errors": errors[0],
+            "p50_ms": float(np.percentile(ms, 50)),
+            "p99_ms": float(np.percentile(ms, 99)),
+        },
     }
 
 
@@ -418,6 +483,14 @@ def report(m: dict[str, Any], key: str) -> dict[str, float]:
         r = load[name]
         print(f"  {r['route']:<32} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['rps']:8.1f} "
               f"{r['requests']:9d} {r['errors']:7d}")  # fmt: skip
+    mx = m["mixed"]
+    rd, up = mx["readers"], mx["uploads"]
+    print(f"\nmixed ({users} worklist readers + {up['clients']} clients uploading "
+          f"{up['files_per_upload']}-file studies, {per_route} s):")  # fmt: skip
+    print(f"  readers  p50 {rd['p50_ms']:8.2f} ms  p99 {rd['p99_ms']:8.2f} ms  {rd['requests']} requests,"
+          f" {rd['errors']} errors")  # fmt: skip
+    print(f"  uploads  p50 {up['p50_ms']:8.2f} ms  p99 {up['p99_ms']:8.2f} ms  {up['requests']} requests,"
+          f" {up['errors']} errors")  # fmt: skip
     base = load["healthz"]["p50_ms"]
     ratios = {
         f"{key}_service_over_library": s_wall / lib,
