@@ -23,14 +23,14 @@ from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from python_multipart.exceptions import MultipartParseError
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import parse_options_header
 from starlette.concurrency import run_in_threadpool
 
 from lungcad.errors import InputError
 from lungcad.service.context import ServiceContext
 from lungcad.service.db.models import ModelFile
 from lungcad.service.models_registry import register_model
+from lungcad.service.multipart import PartStream
 from lungcad.service.storage import sha256_file
 
 FILE_FIELD = "file"
@@ -79,7 +79,7 @@ class StagedModel:
     activate: bool
 
 
-class ModelReceiver:
+class ModelReceiver(PartStream):
     """Feed it the body's chunks, then ``finish()``; writes only inside ``staging_dir``."""
 
     def __init__(self, content_type: str | None, staging_dir: Path, max_bytes: int) -> None:
@@ -97,46 +97,24 @@ class ModelReceiver:
         self.staging_dir = staging_dir
         self.max_bytes = max_bytes
         self.n_bytes = 0
-        self.ended = False
         self._path: Path | None = None
         self._filename = DEFAULT_FILENAME
         self._activate = False
-        self._headers: dict[str, str] = {}
-        self._field = self._value = b""
         self._part: str | None = None  # "file", "activate" or None between parts
         self._out = None
         self._text = b""
-        self._parser = MultipartParser(
-            boundary,
-            {
-                "on_part_begin": self._part_begin,
-                "on_header_field": lambda d, s, e: self._grow("_field", d[s:e]),
-                "on_header_value": lambda d, s, e: self._grow("_value", d[s:e]),
-                "on_header_end": self._header_end,
-                "on_headers_finished": self._headers_finished,
-                "on_part_data": self._part_data,
-                "on_part_end": self._part_end,
-                "on_end": self._end,
-            },
-            max_header_count=8,
-        )
+        self._init_parser(boundary, max_header_count=8, malformed=_malformed)
 
     def feed(self, chunk: bytes) -> None:
         """Parse the next bytes of the body (a 413 as soon as the body passes the cap)."""
         self.n_bytes += len(chunk)
         if self.n_bytes > self.max_bytes:
             raise too_large(self.max_bytes)
-        try:
-            self._parser.write(chunk)
-        except MultipartParseError as exc:
-            raise _malformed(f"malformed multipart body ({exc})") from exc
+        self._write(chunk)
 
     def finish(self) -> StagedModel:
         """The body is complete: it must have held exactly one file part and a closing delimiter."""
-        try:
-            self._parser.finalize()
-        except MultipartParseError as exc:
-            raise _malformed(f"malformed multipart body ({exc})") from exc
+        self._finalize()
         if not self.ended:
             raise _malformed("the multipart body ends without its closing delimiter (cut off in transfer?)")
         if self._path is None:
@@ -148,17 +126,7 @@ class ModelReceiver:
             self._out.close()
             self._out = None
 
-    # -- parser callbacks ------------------------------------------------------------------------------
-    def _grow(self, name: str, data: bytes) -> None:
-        setattr(self, name, getattr(self, name) + bytes(data))
-
-    def _part_begin(self) -> None:
-        self._headers = {}
-
-    def _header_end(self) -> None:
-        self._headers[self._field.decode("latin-1").strip().lower()] = self._value.decode("latin-1").strip()
-        self._field = self._value = b""
-
+    # -- parser hooks (lungcad.service.multipart.PartStream) ---------------------------------------------
     def _headers_finished(self) -> None:
         disposition, options = parse_options_header(self._headers.get("content-disposition", ""))
         name = options.get(b"name", b"").decode("utf-8", "replace")
@@ -200,9 +168,6 @@ class ModelReceiver:
                 )
             self._activate = value in _TRUE
         self._part = None
-
-    def _end(self) -> None:
-        self.ended = True
 
 
 def too_large(max_bytes: int) -> ModelUploadError:

@@ -30,8 +30,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, BinaryIO
 
-from python_multipart.exceptions import MultipartParseError
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import parse_options_header
 
 from lungcad.service.intake import StagedStudy, finish_study
 from lungcad.service.intake_stage import (
@@ -44,6 +43,7 @@ from lungcad.service.intake_stage import (
     ItemSink,
     Stager,
 )
+from lungcad.service.multipart import PartStream
 
 DICOM_MEDIA = b"application/dicom"
 MAX_PREAMBLE_BYTES = 64 * 1024
@@ -88,7 +88,7 @@ def stow_boundary(content_type_header: str) -> bytes:
     return boundary
 
 
-class StowReceiver:
+class StowReceiver(PartStream):
     """Push-style STOW-RS parsing: ``feed`` body chunks as they arrive, then ``finish``.
 
     For an async route: ``async for chunk in request.stream(): receiver.feed(chunk)``.  Any error leaves the
@@ -102,28 +102,11 @@ class StowReceiver:
         self.stager = Stager(staging_dir, limits or IntakeLimits())
         self.n_bytes = 0
         self.n_parts = 0
-        self.ended = False
         self._started = False
         self._preamble = b""
         self._sink: ItemSink | None = None
         self._spent = False
-        self._field = b""
-        self._value = b""
-        self._headers: dict[str, str] = {}
-        self._parser = MultipartParser(
-            self.boundary,
-            {
-                "on_part_begin": self._part_begin,
-                "on_header_field": lambda d, s, e: self._grow("_field", d[s:e]),
-                "on_header_value": lambda d, s, e: self._grow("_value", d[s:e]),
-                "on_header_end": self._header_end,
-                "on_headers_finished": self._headers_finished,
-                "on_part_data": self._part_data,
-                "on_part_end": self._part_end,
-                "on_end": self._end,
-            },
-            max_header_count=16,
-        )
+        self._init_parser(self.boundary, max_header_count=16, malformed=_malformed)
 
     # -- feeding ---------------------------------------------------------------------------------------
     def feed(self, chunk: bytes) -> None:
@@ -152,10 +135,7 @@ class StowReceiver:
                     if self.n_bytes == 0
                     else "STOW-RS body holds no boundary delimiter"
                 )
-            try:
-                self._parser.finalize()
-            except MultipartParseError as exc:
-                raise _malformed(f"malformed multipart body ({exc})") from exc
+            self._finalize()
             if not self.ended:
                 raise _malformed(
                     f"STOW-RS body ends without the closing delimiter --{self.boundary.decode('latin-1')}--",
@@ -199,23 +179,7 @@ class StowReceiver:
         rest, self._preamble = self._preamble[at:], b""
         return rest
 
-    def _write(self, chunk: bytes) -> None:
-        try:
-            self._parser.write(chunk)
-        except MultipartParseError as exc:
-            raise _malformed(f"malformed multipart body ({exc})") from exc
-
-    # -- parser callbacks ------------------------------------------------------------------------------
-    def _grow(self, name: str, data: bytes) -> None:
-        setattr(self, name, getattr(self, name) + bytes(data))
-
-    def _part_begin(self) -> None:
-        self._headers = {}
-
-    def _header_end(self) -> None:
-        self._headers[self._field.decode("latin-1").strip().lower()] = self._value.decode("latin-1").strip()
-        self._field = self._value = b""
-
+    # -- parser hooks (lungcad.service.multipart.PartStream) ---------------------------------------------
     def _headers_finished(self) -> None:
         label = f"part {self.n_parts + 1}"
         declared = self._headers.get("content-type")
@@ -240,9 +204,6 @@ class StowReceiver:
             sink, self._sink = self._sink, None
             sink.close()
         self.n_parts += 1
-
-    def _end(self) -> None:
-        self.ended = True
 
 
 def _chunks(body: BinaryIO | Iterable[bytes]) -> Iterator[bytes]:
