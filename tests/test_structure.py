@@ -47,6 +47,7 @@ STAGES = (
     "report",
     "service",
     "cli",
+    "__main__",  # python -m lungcad: the CLI
 )
 RANK = {name: 0 for name in BASE} | {name: k + 1 for k, name in enumerate(STAGES)}
 
