@@ -146,6 +146,7 @@ class ControlCallback(L.Callback):
         self.status = status
         self.interrupt_requested = False
         self.ended_by_command = False
+        self.pending: Command | None = None  # a command seen on an epoch's last step, served at epoch end
 
     def request_interrupt(self) -> None:
         """Ask the run to stop at the next step boundary, as "interrupted" (the Ctrl-C handler calls it)."""
@@ -164,11 +165,29 @@ class ControlCallback(L.Callback):
         command = self._command(trainer)
         if command is None:
             return
+        if batch_idx + 1 >= trainer.num_training_batches:
+            # On an epoch's last step a mid-epoch checkpoint resumes wrongly: Lightning counts that epoch as
+            # done and starts the next one, which the sampler's skip (a whole epoch of items) would then
+            # empty, and the epoch-end work (validation, hard-negative mining) would never run. The run
+            # ends after that work instead (``EpochEndControl``), with an end-of-epoch checkpoint.
+            self.pending = command
+            return
         dm = trainer.datamodule
         bs = int(next(iter(batch.values())).shape[0])
         dm.items_done_in_epoch = (batch_idx + 1) * bs
-        trainer.save_checkpoint(self.run_dir / LAST_CKPT)
+        self._end_run(trainer, command)
         dm.items_done_in_epoch = 0
+
+    def end_pending(self, trainer: L.Trainer) -> None:
+        """End the run for a command that came on an epoch's last step, now that the epoch has ended."""
+        command, self.pending = self.pending, None
+        # after the last epoch there is nothing left to pause: the run finishes (a "paused" run whose fit is
+        # done would resume to nothing and stay "paused")
+        if command is not None and not FinalValidation.fit_ends_now(trainer):
+            self._end_run(trainer, command)
+
+    def _end_run(self, trainer: L.Trainer, command: Command) -> None:
+        trainer.save_checkpoint(self.run_dir / LAST_CKPT)
         state = self.status.state
         if self.interrupt_requested:
             state.status = "interrupted"
@@ -223,13 +242,16 @@ class FinalValidation(L.Callback):
         self.best = best
 
     @staticmethod
-    def _run_ends(trainer: L.Trainer) -> bool:
+    def fit_ends_now(trainer: L.Trainer) -> bool:
+        """At epoch end: this is the last epoch or ``max_steps`` is reached (a stop request aside)."""
         max_epochs, max_steps = trainer.max_epochs, trainer.max_steps
-        return (
-            trainer.should_stop
-            or (max_epochs is not None and trainer.current_epoch + 1 >= max_epochs)
-            or (max_steps is not None and 0 < max_steps <= trainer.global_step)
+        return (max_epochs is not None and trainer.current_epoch + 1 >= max_epochs) or (
+            max_steps is not None and 0 < max_steps <= trainer.global_step
         )
+
+    @staticmethod
+    def _run_ends(trainer: L.Trainer) -> bool:
+        return trainer.should_stop or FinalValidation.fit_ends_now(trainer)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.control.ended_by_command or not self._run_ends(trainer):
@@ -249,6 +271,20 @@ class EndCheckpoint(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.should_stop:
             trainer.save_checkpoint(self.run_dir / LAST_CKPT)
+
+
+class EpochEndControl(L.Callback):
+    """Serves a pause / stop / Ctrl-C that came on an epoch's last step, once the epoch-end work is done.
+
+    Place it after every callback that works at epoch end (``EndCheckpoint``, ``HardNegativeCallback``):
+    its ``last.ckpt`` then holds what they did (the mined hard negatives), as an uninterrupted run has it.
+    """
+
+    def __init__(self, control: ControlCallback) -> None:
+        self.control = control
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.control.end_pending(trainer)
 
 
 class HardNegativeCallback(L.Callback):

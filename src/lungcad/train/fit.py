@@ -37,6 +37,7 @@ from lungcad.train.callbacks import (
     BestCheckpoint,
     ControlCallback,
     EndCheckpoint,
+    EpochEndControl,
     FinalValidation,
     HardNegativeCallback,
     StatusCallback,
@@ -181,6 +182,7 @@ def _build_callbacks(
             t.hard_negative_every_n_epochs, t.hard_negative_scans, t.hard_negatives_per_scan, module.detection
         )
     )
+    callbacks.append(EpochEndControl(control))  # after all epoch-end work: a pause on a last step ends here
     if show_progress:
         callbacks.append(EpochProgressBar())
     return _Callbacks(status, control, best, callbacks)
