@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -34,13 +35,23 @@ def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
     cur.close()
 
 
+# A request may hold two connections at once (the route's session, and the audit row written when its
+# ``require`` dependency exits), and the API runs up to 40 requests in its thread pool.  A pool smaller
+# than that deadlocks under load: with 16 concurrent clients and a 5 + 10 pool every connection was held
+# by a route waiting for a second one (15 requests in 8 s, then the pool timeout).  SQLite connections
+# are files opened in microseconds, so SQLite gets no pool at all; PostgreSQL a pool of 2 x 40.
+PG_POOL_SIZE, PG_MAX_OVERFLOW = 20, 60
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url`` (``sqlite:///...`` or ``postgresql+psycopg://...``)."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, poolclass=NullPool
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    return create_engine(url, pool_pre_ping=True, pool_size=PG_POOL_SIZE, max_overflow=PG_MAX_OVERFLOW)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
