@@ -111,8 +111,10 @@ def _cli_has(*names: str) -> bool:
 
 
 def _clean_env() -> dict[str, str]:
-    # no LUNGCAD_* from the caller's shell: service and CLI both run the shipped model and default config
-    return {k: v for k, v in os.environ.items() if not k.startswith("LUNGCAD_")}
+    # no LUNGCAD_* from the caller's shell: service and CLI both run the shipped model and default config;
+    # the per-key rate limit is off, or the load phases would measure 429 answers (600 per minute per key)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LUNGCAD_")}
+    return env | {"LUNGCAD_RATE_LIMIT_PER_MINUTE": "0"}
 
 
 def _free_port() -> int:
