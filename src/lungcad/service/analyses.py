@@ -26,6 +26,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from lungcad.log import get_logger
+from lungcad.service import webhooks
 from lungcad.service.db.models import Analysis, AnalysisStatus, Batch, ModelFile, Study
 from lungcad.service.db.session import as_utc, transaction, utcnow
 from lungcad.service.errors import ApiError, conflict, not_found
@@ -145,6 +146,8 @@ def create_analyses(
             for i, p in enumerate(plans)
         ]
         s.add_all(rows)
+    for row in (r for r in rows if r.status == AnalysisStatus.DONE):  # cached: done already, notify now
+        webhooks.emit_analysis(ctx, row.id)
     _enqueue(ctx, [r for r in rows if r.status == AnalysisStatus.QUEUED])
     return batch_row, rows
 

@@ -60,6 +60,7 @@ class Action(enum.StrEnum):
     TRAINING_WRITE = "training.write"
     COHORT_WRITE = "cohort.write"
     AUDIT_READ = "audit.read"
+    WEBHOOK_ADMIN = "webhook.admin"
 
 
 A = Action

@@ -38,6 +38,7 @@ import psutil
 from sqlalchemy import select, update
 
 from lungcad.log import get_logger
+from lungcad.service import webhooks
 from lungcad.service.db.models import TrainingJob, TrainingJobState
 from lungcad.service.db.session import transaction, utcnow
 from lungcad.service.training import JOB_CONFIG, LOG_FILE, run_folder, runs_root, transition
@@ -228,14 +229,15 @@ class TrainingManager:
             self._spawn(job, token, lock)
         except Exception as exc:  # noqa: BLE001 - e.g. the run folder is not writable: the job fails, not us
             lock.close()
-            transition(
+            if transition(
                 self.ctx,
                 job_id,
                 [S.STARTING],
                 S.FAILED,
                 message=f"could not start: {exc}",
                 finished_at=utcnow(),
-            )
+            ):
+                webhooks.emit_training(self.ctx, job_id, S.FAILED)
         return True
 
     def _argv(self, job: TrainingJob, run: Path) -> list[str]:
@@ -376,7 +378,7 @@ class TrainingManager:
                 message = f"training process exited with code {code} before training started"
             if line := _last_log_line(w.run):
                 message += f": {line}"
-        transition(
+        moved = transition(
             self.ctx,
             w.job_id,
             leaving,
@@ -386,6 +388,8 @@ class TrainingManager:
             command="run",
             finished_at=utcnow(),
         )
+        if moved:  # committed: notify the webhooks of a finished / failed job (never raises)
+            webhooks.emit_training(self.ctx, w.job_id, final)
         log.info("training_ended", job=w.job_id, state=final.value, exit_code=code, step=step)
         self.watched.pop(w.job_id, None)
         w.lock.close()

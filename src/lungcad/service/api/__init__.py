@@ -13,3 +13,7 @@ from lungcad.service.api import cohorts as cohorts_api  # noqa: E402 - issue 14:
 from lungcad.service.api import training as training_api  # noqa: E402
 
 ROUTERS += [cohorts_api.router, training_api.router]
+
+from lungcad.service.api import webhooks as webhooks_api  # noqa: E402 - issue 13: webhooks
+
+ROUTERS += [webhooks_api.router]

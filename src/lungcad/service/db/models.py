@@ -290,3 +290,44 @@ class Cohort(Base):
     n_nodules: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     manifest: Mapped[dict] = mapped_column(JSON)  # summary: patients, scan ids (capped), generator settings
+
+
+class DeliveryStatus(enum.StrEnum):
+    PENDING = "pending"  # waiting for its (next) attempt
+    DELIVERED = "delivered"  # a 2xx came back
+    FAILED = "failed"  # every attempt failed; not tried again
+
+
+class Webhook(Base):
+    """A receiver of event notifications (``lungcad.service.webhooks``): a URL and the events it wants."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    events: Mapped[list] = mapped_column(JSON)  # event names, e.g. ["analysis.done", "training.failed"]
+    # stored as is, not hashed: the service signs every delivery with it (an HMAC needs the key itself);
+    # shown to the client once, when the webhook is created, and never listed
+    secret: Mapped[str] = mapped_column(String(128))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class WebhookDelivery(Base):
+    """One event for one webhook, and how its attempts went: the delivery log (ids and statuses only)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"), index=True)
+    event: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict] = mapped_column(JSON)  # ids and statuses, never patient data
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[DeliveryStatus] = mapped_column(_enum(DeliveryStatus))
+    claim: Mapped[str | None] = mapped_column(String(32))  # token of the sender attempt that owns it
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import and_, func, or_, select, update
 
 from lungcad.log import get_logger
+from lungcad.service import webhooks
 from lungcad.service.db.models import Analysis, AnalysisStatus
 from lungcad.service.db.session import utcnow
 from lungcad.service.jobs.queue import send_analysis
@@ -72,6 +73,8 @@ def reap(ctx: ServiceContext, *, queue: Huey | None = None) -> int:
             log.warning("job_reaped", job=analysis_id, attempt=attempts, action=action)
             if action == "requeued":
                 resend.append(analysis_id)
+            else:  # failed for good: notify the webhooks (never raises)
+                webhooks.emit_analysis(ctx, analysis_id)
     if huey.pending_count() == 0:
         # a row waiting for its retry delay has no pending message either: wait the delay out first
         lost_before = now - timedelta(seconds=s.lease_s + s.job_retry_delay_s)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, or_, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from lungcad.service import webhooks
 from lungcad.service.db.models import Analysis, AnalysisStatus
 from lungcad.service.db.session import transaction, utcnow
 
@@ -139,7 +140,10 @@ def finish_done(
             **fields,
         )
     )
-    return execute_update(ctx.sessions, stmt) == 1
+    done = execute_update(ctx.sessions, stmt) == 1
+    if done:  # committed: notify the webhooks (never raises)
+        webhooks.emit_analysis(ctx, analysis_id)
+    return done
 
 
 def finish_failed(ctx: ServiceContext, analysis_id: str, token: str, error: str) -> bool:
@@ -149,7 +153,10 @@ def finish_failed(ctx: ServiceContext, analysis_id: str, token: str, error: str)
         .where(_owned(analysis_id, token))
         .values(status=AnalysisStatus.FAILED, error=error, finished_at=utcnow())
     )
-    return execute_update(ctx.sessions, stmt) == 1
+    failed = execute_update(ctx.sessions, stmt) == 1
+    if failed:  # committed: notify the webhooks (never raises)
+        webhooks.emit_analysis(ctx, analysis_id)
+    return failed
 
 
 def requeue(ctx: ServiceContext, analysis_id: str, token: str, error: str) -> bool:

@@ -32,6 +32,7 @@ from lungcad.service.jobs.queue import jobs_of, queue_kind
 from lungcad.service.jobs.reaper import reap
 from lungcad.service.jobs.training import start_manager_thread
 from lungcad.service.settings import ServiceSettings, load_settings
+from lungcad.service.webhooks import start_delivery_thread
 
 POLL_MAX_DELAY_S = 1.0  # an idle consumer polls the SQLite queue at least this often (Redis blocks)
 
@@ -93,6 +94,7 @@ def run_worker(
         reaper.start()
         # the training session manager (issue 14): spawns and watches `lungcad train` processes
         start_manager_thread(ctx, reaper_stop)
+        start_delivery_thread(ctx, reaper_stop)  # webhooks: due deliveries every second (issue 13)
         consumer.start()
         log.info(
             "worker_started",
