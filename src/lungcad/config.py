@@ -255,6 +255,10 @@ class InferConfig(_Section):
     nms_kernel_mm: float = Field(5.0, gt=0, le=50)
     top_k: int = Field(100, ge=1, le=10000)
     min_diameter_mm: float = Field(3.0, ge=0, le=100)
+    fp_reduction: bool = Field(
+        True,
+        description="re-score candidates with the model's false-positive-reduction stage, when it has one",
+    )
     model_file: str | None = Field(
         None, description="model file when --model is not given ($LUNGCAD_MODEL wins; none: the shipped one)"
     )

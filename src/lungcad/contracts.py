@@ -212,7 +212,14 @@ class Finding:
     ] = None
     lung_rads: Annotated[LungRads | None, Field(description="Lung-RADS v2022 baseline category")] = None
     raw_probability: Annotated[
-        Probability | None, Field(description="detection score before calibration")
+        Probability | None, Field(description="detection score of the detector network before calibration")
+    ] = None
+    detector_probability: Annotated[
+        Probability | None,
+        Field(
+            description="calibrated probability of the detector alone, when a false-positive-reduction stage "
+            "re-scored the finding (``probability`` is then that stage's); null without one"
+        ),
     ] = None
     raw_triage_probability: Annotated[
         Probability | None, Field(description="triage score before calibration")

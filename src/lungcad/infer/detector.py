@@ -25,11 +25,13 @@ from lungcad.annotations.lungrads import lung_rads_category, scan_priority
 from lungcad.config import LungcadConfig
 from lungcad.errors import InputError
 from lungcad.infer.candidates import candidates_from_prediction
+from lungcad.infer.fpr import rescore
 from lungcad.infer.properties import headline_size, measure_nodule
 from lungcad.infer.sliding import VolumePrediction, predict_volume
 from lungcad.io import load_ct
 from lungcad.log import log_stage
 from lungcad.model.bundle import ModelBundle, default_model_path, load_bundle
+from lungcad.model.fpr import FprModel
 from lungcad.preprocess.pipeline import Preprocessed, preprocess_ct
 from lungcad.types import (
     CheckStatus,
@@ -219,9 +221,11 @@ class Detector:
             top_k=i.top_k,
             min_distance_mm=i.nms_kernel_mm,
         )
-        out = []
         det_cal, tri_cal = self.bundle.detection_calibrator, self.bundle.triage_calibrator
-        for f in candidates:
+        first = [float(det_cal(f.probability)) for f in candidates]
+        final = self._second_stage(pre, candidates, first)
+        out = []
+        for f, p1, p in zip(candidates, first, final, strict=True):
             m = measure_nodule(pred.segmentation, pre.volume.hu, np.asarray(f.center_zyx_vox), f.diameter_mm)
             size = headline_size(f.diameter_mm, m)
             # The minimum size applies to the diameter the finding reports: filtering on the size head's
@@ -235,7 +239,8 @@ class Detector:
                     center_zyx_vox=tuple(float(v) for v in volume.world_to_voxel(f.center_xyz_mm)),
                     diameter_mm=size.diameter_mm,
                     volume_mm3=size.volume_mm3,
-                    probability=float(det_cal(f.probability)),
+                    probability=p,
+                    detector_probability=None if self.fpr is None else round(p1, 5),
                     texture=m.texture,
                     triage_probability=float(tri_cal(f.triage_probability or 0.0)),
                     lung_rads=category,
@@ -255,4 +260,25 @@ class Detector:
                     mask=m.mask_box[1] if m.mask_box else None,
                 )
             )
-        return out
+        # the second stage re-orders the candidates: the list (and the FROC's top 100) is by final probability
+        return sorted(out, key=lambda f: -f.probability)
+
+    @property
+    def fpr(self) -> FprModel | None:
+        """The false-positive-reduction stage in use: the bundle's, unless ``infer.fp_reduction`` is off."""
+        return self.bundle.fpr if self.cfg.infer.fp_reduction else None
+
+    def _second_stage(self, pre: Preprocessed, candidates: list[Finding], first: list[float]) -> list[float]:
+        """Final probabilities of ``candidates``: the FPR stage's (calibrated, it stacks the detector's score
+        with its own view of a crop around each candidate), or the calibrated detector score without one."""
+        if self.fpr is None or not candidates:
+            return first
+        probs = rescore(
+            self.fpr,
+            pre.image,
+            np.asarray([f.center_zyx_vox for f in candidates]),
+            np.asarray([f.probability for f in candidates]),
+            np.asarray([f.diameter_mm for f in candidates]),
+            bf16=self.bf16,
+        )
+        return [float(p) for p in probs]

@@ -9,6 +9,7 @@ Contents (loadable with ``torch.load(..., weights_only=True)``: tensors and plai
     state_dict:    LungUNet weights (fp32)
     calibration:   {"detection": Calibrator dict, "triage": Calibrator dict}
     card:          free-form model-card facts (data, training time, validation CPM, test CPM, ...)
+    fpr:           optional false-positive-reduction stage (``FprModel.to_payload``; absent before 0.3.0)
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from lungcad.config import LungcadConfig
 from lungcad.errors import InputError
 from lungcad.fileio import atomic_write
 from lungcad.model.calibration import Calibrator
+from lungcad.model.fpr import FprModel
 from lungcad.model.unet import LungUNet
 
 FORMAT = "lungcad-model"
@@ -44,6 +46,7 @@ class ModelBundle:
     detection_calibrator: Calibrator = field(default_factory=Calibrator)
     triage_calibrator: Calibrator = field(default_factory=Calibrator)
     card: dict[str, Any] = field(default_factory=dict)
+    fpr: FprModel | None = None  # the second stage that re-scores candidates (model/fpr.py)
 
 
 def shipped_model_path() -> Path:
@@ -96,6 +99,9 @@ def save_bundle(bundle: ModelBundle, path: str | Path) -> Path:
         # through JSON: numpy scalars in a card would make the file unloadable with weights_only=True
         "card": json.loads(json.dumps(bundle.card, default=_plain)),
     }
+    if bundle.fpr is not None:
+        fpr = bundle.fpr.to_payload()
+        payload["fpr"] = {**fpr, "card": json.loads(json.dumps(fpr["card"], default=_plain))}
     return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
@@ -140,6 +146,7 @@ def load_bundle(path: str | Path | None = None) -> ModelBundle:
         detection_calibrator=Calibrator.from_dict(cal.get("detection", {})),
         triage_calibrator=Calibrator.from_dict(cal.get("triage", {})),
         card=payload.get("card", {}),
+        fpr=FprModel.from_payload(payload["fpr"]) if payload.get("fpr") else None,
     )
 
 
