@@ -23,17 +23,37 @@ def synth(
         None, "--shape-xy", help="in-plane matrix, e.g. 256 [synth.shape_xy]"
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="write into a folder that holds a cohort"),
+    background: list[Path] = typer.Option(
+        [], "--background", help="real CT (DICOM folder or .mhd) to insert nodules into; repeatable"
+    ),
+    background_annotations: Path | None = typer.Option(
+        None,
+        "--background-annotations",
+        help="folder with LUNA16 annotations(_excluded).csv of the backgrounds",
+    ),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
-    """Generate N synthetic chest CTs: DICOM and/or MetaImage, LUNA16 CSVs, LIDC XML, masks, manifest."""
+    """Generate N synthetic chest CTs: DICOM and/or MetaImage, LUNA16 CSVs, LIDC XML, masks, manifest.
+
+    With --background SCAN (repeatable): N hybrid scans per background instead, synthetic nodules inserted
+    into the real CT (MetaImage, same cohort layout; see lungcad.synth.hybrid).
+    """
     from lungcad.synth import generate_cohort
 
     out = check_output_dir(out)  # before the work: a bad --out fails at once
     given = {"n_scans": n, "seed": seed, "output_format": fmt, "workers": workers, "shape_xy": shape_xy}
     overrides = {k: v for k, v in given.items() if v is not None}
-    cfg = get_config({"synth": overrides}).synth
     start = time.perf_counter()
-    manifest = generate_cohort(cfg, out, overwrite=overwrite, progress=not as_json)
+    if background:  # hybrid scans: --n is per background
+        from lungcad.synth.hybrid import generate_hybrid_cohort
+
+        cfg = get_config({"synth": {k: v for k, v in overrides.items() if k != "n_scans"}}).synth
+        manifest = generate_hybrid_cohort(
+            background, out, cfg, n or 1, cfg.seed, background_annotations, overwrite=overwrite
+        )
+    else:
+        cfg = get_config({"synth": overrides}).synth
+        manifest = generate_cohort(cfg, out, overwrite=overwrite, progress=not as_json)
     summary = _summary(manifest, out, time.perf_counter() - start)
     if as_json:
         print_json(summary)
@@ -46,7 +66,14 @@ def synth(
 
 def _summary(manifest: dict[str, Any], out: Path, seconds: float) -> dict[str, Any]:
     nodules = [nod for scan in manifest["scans"] for nod in scan["nodules"]]
-    return {
+    hybrid = {}
+    if "backgrounds" in manifest:
+        sites = [nod["site"] for nod in nodules]
+        hybrid = {
+            "backgrounds": len(manifest["backgrounds"]),
+            "sites": {k: sites.count(k) for k in sorted(set(sites))},
+        }
+    return hybrid | {
         "out": str(out),
         "scans": manifest["n_scans"],
         "format": manifest["format"],
