@@ -10,10 +10,13 @@ import pytest
 from scipy import ndimage
 
 from lungcad.config import SynthConfig
-from lungcad.data.cohort import read_synthetic_cohort
+from lungcad.data.cohort import read_cohort, read_synthetic_cohort
+from lungcad.io import load_ct
+from lungcad.io.image import load_image
+from lungcad.synth.cohort import verify_cohort
 from lungcad.synth.hybrid import generate_hybrid_cohort
 from lungcad.synth.hybrid_host import VESSEL_HU, Host, analyse_host
-from lungcad.synth.hybrid_render import insert_lesion
+from lungcad.synth.hybrid_render import _z_profile, insert_lesion
 from lungcad.synth.hybrid_sites import SiteChooser, SiteKind
 from lungcad.synth.nodules import NoduleLocation, NoduleShape, NoduleSpec
 from lungcad.types import Texture
@@ -46,6 +49,15 @@ def _site(host: Host, kind: SiteKind, r: float, seed: int = 0) -> np.ndarray:
     centre = SiteChooser(host, np.random.default_rng(seed)).choose(kind, r)
     assert centre is not None, f"no {kind} site of radius {r} mm found"
     return centre
+
+
+def test_slice_profile_weights_are_a_box_of_the_thickness() -> None:
+    # Sub-slices every 0.5 mm from 0.25 to 9.75 mm; host slices at 5 mm, thickness 2.5 mm: the box
+    # [3.75, 6.25] covers sub-slices 4.25 ... 5.75 whole (4 x 0.5 mm) and half of 3.75 and 6.25 (2 x 0.25).
+    fine = np.arange(20) * 0.5 + 0.25
+    w = _z_profile(fine, 0.5, np.array([5.0]), 2.5)
+    assert w.sum() == pytest.approx(1.0, abs=1e-12)
+    assert np.count_nonzero(w) == 6 and w[0, 9] == pytest.approx(0.2) and w[0, 7] == pytest.approx(0.1)
 
 
 def test_host_measurements(host: Host) -> None:
@@ -171,6 +183,14 @@ def test_cohort_reads_back_with_host_findings_and_is_deterministic(host: Host, t
             if n["source"] == "inserted":
                 gap = np.linalg.norm(np.subtract(n["center_xyz_mm"], NODULE_0001))
                 assert gap >= 15.0 + n["diameter_mm"] / 2 + 23.35 / 2
+    # What `lungcad train --data` / `lungcad evaluate --data` read: the same records; files intact.
+    assert [r.scan_id for r in read_cohort(tmp_path / "a", evaluation=True)] == [r.scan_id for r in records]
+    assert verify_cohort(tmp_path / "a") == []
+    first = a["scans"][0]
+    image = load_ct(tmp_path / "a" / first["mhd"])
+    assert image.shape == host.volume.shape and image.metadata.series_uid in ("", first["series_uid"])
+    labels = load_image(tmp_path / "a" / first["mask"]).hu
+    assert sorted(int(v) for v in np.unique(labels) if v) == sorted(n["label"] for n in first["nodules"])
     rows = (tmp_path / "a" / "annotations.csv").read_text().splitlines()
     assert sum(len(s["annotations"]) for s in a["scans"]) == len(rows) - 1
     c = generate_hybrid_cohort([SLAB], tmp_path / "c", cfg, 1, seed=12, host_annotations=ann)
