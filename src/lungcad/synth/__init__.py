@@ -11,6 +11,8 @@ Module map (one concept each): ``geometry`` (grid, pose, seeding), ``anatomy`` (
 ``thorax`` (coarse tissue rendering), ``skeleton`` (ribs, clavicles), ``vessels``, ``airways``,
 ``nodules`` (lesion sampling and placement), ``lesions`` (lesion rasterisation), ``raster`` (capsules and
 splats), ``acquisition`` (blur, noise, artefacts), ``readers`` (LIDC reads), ``scan``, ``cohort``.
+``hybrid`` (+ ``hybrid_host``, ``hybrid_sites``, ``hybrid_render``): synthetic nodules inserted into real CT
+backgrounds (``lungcad synth --background``; ``generate_hybrid_cohort``).
 """
 
 from lungcad.synth.cohort import generate_cohort, verify_cohort
