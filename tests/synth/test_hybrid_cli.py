@@ -59,3 +59,9 @@ def test_bad_background_annotations_exit_2(tmp_path: Path, capsys: pytest.Captur
     args = ["synth", "--background", str(SLAB), "--background-annotations", str(empty), "--n", "1"]
     assert main([*args, "--out", str(tmp_path / "o")]) == 2
     assert "neither annotations.csv nor annotations_excluded.csv" in capsys.readouterr().err
+
+
+def test_background_with_dicom_format_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["synth", "--background", str(SLAB), "--format", "dicom", "--n", "1", "--out", str(tmp_path / "o")]
+    assert main(args) == 2
+    assert "--background writes MetaImage only" in capsys.readouterr().err

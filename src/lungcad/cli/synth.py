@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from lungcad.cli.common import console, get_config, print_json
+from lungcad.errors import InputError
 from lungcad.fileio import check_output_dir
 
 
@@ -44,6 +45,10 @@ def synth(
     given = {"n_scans": n, "seed": seed, "output_format": fmt, "workers": workers, "shape_xy": shape_xy}
     overrides = {k: v for k, v in given.items() if v is not None}
     start = time.perf_counter()
+    if background and fmt not in (None, "mhd"):
+        raise InputError(
+            f"--background writes MetaImage only, got --format {fmt}", fix="drop --format or use --format mhd"
+        )
     if background:  # hybrid scans: --n is per background
         from lungcad.synth.hybrid import generate_hybrid_cohort
 
