@@ -78,3 +78,25 @@ def test_fit_refuses_one_class() -> None:
     only_negatives = s.subset(s.labels < 0.5)
     with pytest.raises(ValueError, match="positives and negatives"):
         train_fpr(only_negatives, FprTrainConfig(epochs=1, steps_per_epoch=1), log=lambda _m: None)
+
+
+def test_leave_one_out_drops_the_scan_and_its_hybrids(tmp_path: Path) -> None:
+    import json
+
+    from lungcad.train.fpr_stage import _backgrounds, source_of
+
+    scans = [
+        {"series_uid": "hyb1", "params": {"background_series_uid": "real1"}},
+        {"series_uid": "hyb2", "params": {"background_series_uid": "real2"}},
+        {"series_uid": "syn1", "params": {}},
+    ]
+    (tmp_path / "manifest.json").write_text(json.dumps({"scans": scans}))
+    bg = _backgrounds([tmp_path, tmp_path / "not-a-cohort"])
+    assert bg == {"hyb1": "real1", "hyb2": "real2"}
+    rec = {uid: ScanRecord(uid, "p", Path("x.mhd")) for uid in ("hyb1", "hyb2", "syn1", "real1")}
+    assert [source_of(rec[u], bg) for u in ("hyb1", "hyb2", "syn1", "real1")] == [
+        "real1",
+        "real2",
+        "syn1",
+        "real1",
+    ]

@@ -152,6 +152,8 @@ def train_fpr(samples: FprSamples, cfg: FprTrainConfig = FprTrainConfig(), log=p
         "samples": {"train": len(train), "val": len(val), "positives": int((samples.labels > 0.5).sum())},
         "scans": {"train": int(len(np.unique(train.scan_ids))), "val": int(len(np.unique(val.scan_ids)))},
         "val_auc": best_auc,
+        # the first stage alone on the same validation samples, for comparison
+        "val_auc_first_stage": auc(val.raw_probability, val.labels) if len(val) else float("nan"),
         "history": history,
         "calibration": calibrator.to_dict(),
         "seconds": round(time.perf_counter() - t0, 1),

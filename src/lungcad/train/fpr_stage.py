@@ -21,23 +21,17 @@ from lungcad.model.bundle import ModelBundle, load_bundle, save_bundle
 from lungcad.train.fpr_data import mine_cohort
 from lungcad.train.fpr_fit import FprTrainConfig, train_fpr
 
-BACKGROUND_KEYS = ("background_series_uid", "background_uid")
-
 
 def _backgrounds(data_dirs: Sequence[str | Path]) -> dict[str, str]:
-    """scan id -> background series UID, for hybrid cohorts (their manifest names each scan's host)."""
+    """scan id -> background series UID, for hybrid cohorts (``lungcad synth --background``: the manifest
+    names each scan's host in ``params.background_series_uid``)."""
     out: dict[str, str] = {}
     for d in data_dirs:
         manifest = Path(d) / "manifest.json"
         if not manifest.is_file():
             continue
         for scan in json.loads(manifest.read_text()).get("scans", []):
-            bg = scan.get("background") or {}
-            uid = next(
-                (bg.get(k) for k in ("series_uid", *BACKGROUND_KEYS) if isinstance(bg, dict) and bg.get(k)),
-                None,
-            )
-            uid = uid or next((scan.get(k) for k in BACKGROUND_KEYS if scan.get(k)), None)
+            uid = (scan.get("params") or {}).get("background_series_uid")
             if uid:
                 out[scan["series_uid"]] = str(uid)
     return out
