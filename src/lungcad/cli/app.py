@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import typer
 
-from lungcad.cli import detect, evaluate, groundtruth, intake, report, service, synth, train, train_fpr
+from lungcad.cli import (
+    crossval,
+    detect,
+    evaluate,
+    groundtruth,
+    intake,
+    report,
+    service,
+    synth,
+    train,
+    train_fpr,
+)
 from lungcad.cli.common import global_options
 
 # The order of ``lungcad --help``: intake first, then ground truth, cohorts, training, detection, evaluation.
-COMMAND_MODULES = (intake, groundtruth, synth, train, train_fpr, detect, report, evaluate, service)
+COMMAND_MODULES = (intake, groundtruth, synth, train, train_fpr, crossval, detect, report, evaluate, service)
 
 
 def build_app() -> typer.Typer:
