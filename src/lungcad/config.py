@@ -50,6 +50,8 @@ class PreprocessConfig(_Section):
 SYNTH_TEXTURES: tuple[str, ...] = ("solid", "part-solid", "ground-glass", "calcified")
 SYNTH_SHAPES: tuple[str, ...] = ("spherical", "ellipsoidal", "lobulated", "spiculated")
 SYNTH_LOCATIONS: tuple[str, ...] = ("isolated", "juxtavascular", "juxtapleural")
+# SynthConfig fields added after the first published cohorts (see ``SynthConfig.generation_dict``)
+LATE_SYNTH_FIELDS: tuple[str, ...] = ("p_mass", "mass_diameter_range_mm", "mass_site_mix")
 # A 512 x 512 x 760 float32 volume is ~0.8 GB; the generator holds about four such buffers at its peak.
 SYNTH_MAX_VOXELS = 200_000_000
 
@@ -114,6 +116,19 @@ class SynthConfig(_Section):
     # readers
     n_readers: int = Field(4, ge=1, le=12)
     reader_agreement_min: int = Field(3, ge=1, le=12, description="readers needed for annotations.csv")
+    # masses (>= 30 mm, Fleischner glossary); p_mass 0 draws nothing, so existing cohorts stay byte-identical
+    p_mass: float = Field(0.0, ge=0, le=1, description="probability that a scan holds one mass")
+    mass_diameter_range_mm: tuple[float, float] = Field((30.0, 80.0), description="mass diameters (uniform)")
+    mass_site_mix: dict[str, float] = Field(
+        default_factory=lambda: {"mediastinal": 0.5, "chest-wall": 0.35, "parenchymal": 0.15},
+        description="mediastinal: against the mediastinum / hilum; chest-wall: against the costal pleura",
+    )
+
+    @model_validator(mode="after")
+    def _check_masses(self) -> SynthConfig:
+        check_range("mass_diameter_range_mm", self.mass_diameter_range_mm, 30.0, 100.0)
+        check_mix("mass_site_mix", self.mass_site_mix, ("mediastinal", "chest-wall", "parenchymal"))
+        return self
 
     @model_validator(mode="after")
     def _check_synth(self) -> SynthConfig:
@@ -149,7 +164,14 @@ class SynthConfig(_Section):
 
     def generation_dict(self) -> dict[str, Any]:
         """The fields that change what a scan looks like (not how many or how fast): UIDs derive from it."""
-        return self.model_dump(mode="json", exclude={"n_scans", "workers", "output_format"})
+        out = self.model_dump(mode="json", exclude={"n_scans", "workers", "output_format"})
+        # Fields added after cohorts were published leave the dict while at their defaults: those draw
+        # nothing, and the UIDs and manifests of every existing cohort stay byte for byte what they were.
+        defaults = SynthConfig().model_dump(mode="json", include=set(LATE_SYNTH_FIELDS))
+        for name, value in defaults.items():
+            if out[name] == value:
+                del out[name]
+        return out
 
 
 class AnnotationConfig(_Section):
@@ -261,6 +283,12 @@ class InferConfig(_Section):
     )
     model_file: str | None = Field(
         None, description="model file when --model is not given ($LUNGCAD_MODEL wins; none: the shipped one)"
+    )
+    mass_pass: bool = Field(
+        True, description="also run the network on the scan shrunk by mass_scale, for masses of 30-80 mm"
+    )
+    mass_scale: float = Field(
+        2.5, ge=1.5, le=4.0, description="shrink factor of the mass pass (a 60 mm mass looks 24 mm)"
     )
 
     @field_validator("patch_size", mode="before")

@@ -180,6 +180,10 @@ class MaskRef:
     shape_zyx: Annotated[tuple[int, int, int], Field(description="box size, voxels")]
 
 
+# A lesion of 30 mm or more is a mass, not a nodule (Fleischner Society glossary of terms, thoracic imaging)
+MASS_DIAMETER_MM = 30.0
+
+
 @dataclass
 class Finding:
     """A nodule, detected or annotated.
@@ -234,6 +238,13 @@ class Finding:
     center_zyx_preprocessed: Annotated[
         Zyx | None, Field(description="centre on the preprocessed (1 mm, lung-cropped) grid")
     ] = None
+    lesion_kind: Annotated[
+        Literal["nodule", "mass"],
+        Field(
+            description="mass: a lesion of 30 mm or more (Fleischner Society glossary: a nodule is <= 3 cm, "
+            "a larger opacity a mass); found by the detector's mass pass or measured >= 30 mm"
+        ),
+    ] = "nodule"
     # The component's boolean mask on the preprocessed grid, (D, H, W) = mask_ref.shape_zyx; memory only.
     mask: Annotated[SkipJsonSchema[np.ndarray | None], Field(exclude=True)] = field(
         default=None, repr=False, compare=False

@@ -26,6 +26,7 @@ from lungcad.config import LungcadConfig
 from lungcad.errors import InputError
 from lungcad.infer.candidates import candidates_from_prediction
 from lungcad.infer.fpr import rescore
+from lungcad.infer.masses import mass_findings, merge_masses
 from lungcad.infer.properties import headline_size, measure_nodule
 from lungcad.infer.sliding import VolumePrediction, predict_volume
 from lungcad.io import load_ct
@@ -260,6 +261,8 @@ class Detector:
                     mask=m.mask_box[1] if m.mask_box else None,
                 )
             )
+        if i.mass_pass:  # lesions of >= 30 mm, seen on the image shrunk by infer.mass_scale (infer.masses)
+            out = merge_masses(out, mass_findings(self.predictor, volume, pre, i, self.bundle, self.bf16))
         # the second stage re-orders the candidates: the list (and the FROC's top 100) is by final probability
         return sorted(out, key=lambda f: -f.probability)
 

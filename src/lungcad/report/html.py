@@ -120,7 +120,7 @@ def _row(
         "colour": RADS_COLOURS[f.lung_rads],
         "diameter": f"{f.diameter_mm:.1f} mm",
         "volume": f"{f.volume_mm3:.0f} mm³" if f.volume_mm3 is not None else "-",
-        "texture": f.texture.value if f.texture else "-",
+        "texture": (f.texture.value if f.texture else "-") + (" mass" if f.lesion_kind == "mass" else ""),
         "side": _side(f.center_xyz_mm[0], midline),
         "centre": ", ".join(f"{v:.1f}" for v in f.center_xyz_mm),
         "slice": slice_text,

@@ -51,7 +51,8 @@ class ShownFinding:
 
     @property
     def label(self) -> str:
-        return f"Nodule {self.number}"
+        # a lesion of >= 30 mm is a mass (Fleischner glossary): the report names it so
+        return f"{'Mass' if self.finding.lesion_kind == 'mass' else 'Nodule'} {self.number}"
 
 
 def _urgency(f: Finding) -> tuple[int, float, float]:

@@ -28,7 +28,9 @@ from lungcad.types import CTVolume
 
 # Slice spacings scanners actually reconstruct (mm); sampling snaps to these when the range allows.
 COMMON_SLICE_SPACINGS_MM = (0.5, 0.625, 0.7, 0.75, 0.8, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 5.0)
-RNG_STREAMS = ("geometry", "anatomy", "vessels", "nodules", "acquisition", "readers")
+# Streams are only ever appended: SeedSequence.spawn(n)'s child i does not depend on n, so a new stream
+# ("masses") leaves every earlier stream -- and every existing cohort -- unchanged.
+RNG_STREAMS = ("geometry", "anatomy", "vessels", "nodules", "acquisition", "readers", "masses")
 
 
 def scan_rngs(seed: int, index: int) -> dict[str, np.random.Generator]:

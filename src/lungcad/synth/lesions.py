@@ -158,4 +158,8 @@ def _lesion_hu(
             off = grid_vec(rng.normal(0, 0.35 * r, 3))
             blob = np.clip(0.5 - _sphere_sdf(p, off, rng.uniform(0.15, 0.28) * r) / 0.7, 0.0, 1.0)
             hu += blob * (np.float32(spec.core_hu) - hu)
+    if spec.necrosis_fraction > 0:  # masses only: no draw here for nodules, so their cohorts are unchanged
+        off = grid_vec(rng.normal(0, 0.1 * r, 3))
+        core = np.clip(0.5 - _sphere_sdf(p, off, spec.necrosis_fraction * r) / 2.0, 0.0, 1.0)
+        hu += core * (np.float32(spec.necrosis_hu) - hu)
     return hu

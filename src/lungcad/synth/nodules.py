@@ -64,6 +64,9 @@ class NoduleSpec:
     malignancy: int = 1
     characteristics: dict[str, int] = field(default_factory=dict)
     micronodule: bool = False
+    mass: bool = False  # >= 30 mm (``lungcad.synth.masses``)
+    necrosis_fraction: float = 0.0  # radius of a low-density (necrotic) centre relative to the lesion
+    necrosis_hu: float = 0.0
 
 
 @dataclass(frozen=True)

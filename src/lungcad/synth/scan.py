@@ -29,6 +29,7 @@ from lungcad.synth.airways import build_airways
 from lungcad.synth.anatomy import Anatomy, sample_anatomy
 from lungcad.synth.geometry import ScanGeometry, sample_geometry, scan_rngs
 from lungcad.synth.lesions import RenderedLesion, render_lesion
+from lungcad.synth.masses import sample_mass
 from lungcad.synth.nodules import NoduleLocation, NoduleShape, NoduleSpec, sample_lesions
 from lungcad.synth.raster import mix_into, render_capsules, splat_segments, to_grid_mm
 from lungcad.synth.readers import ReaderOutcome, simulate_readers
@@ -64,6 +65,7 @@ class SynthNodule(NoduleGT):
     readers_contoured: int
     readers_pointed: int
     accepted: bool  # listed in annotations.csv (>= 3 mm, contoured by >= reader_agreement_min readers)
+    mass: bool = False  # a mass (>= 30 mm, ``lungcad.synth.masses``)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -88,6 +90,8 @@ class SynthNodule(NoduleGT):
             "readers_contoured": self.readers_contoured,
             "readers_pointed": self.readers_pointed,
             "accepted": self.accepted,
+            # only masses carry the key: manifests of cohorts without masses stay byte-identical
+            **({"mass": True} if self.mass else {}),
         }
 
 
@@ -225,6 +229,7 @@ def _nodule_records(
                 readers_contoured=outcome.contoured[i],
                 readers_pointed=outcome.pointed[i],
                 accepted=accepted,
+                mass=spec.mass,
             )
         )
     return out
@@ -326,11 +331,18 @@ def generate_scan(cfg: SynthConfig, index: int) -> SynthScan:
     # Stage 4.
     r_nod = rngs["nodules"]
     specs, scars = sample_lesions(cfg, anat, tree, _inside_scan(volume, geom), r_nod)
+    r_mass = rngs["masses"]  # drawn only when cfg.p_mass > 0
+    mass = sample_mass(cfg, anat, _inside_scan(volume, geom), specs, r_mass)
+    if mass is not None:
+        specs.append(mass)
     for scar in scars:
         _draw(volume, geom, scratch, CapsuleSet.from_polylines([scar.points], [scar.radii]), 30.0)
     del scratch
     label = np.zeros(volume.shape, dtype=np.uint8)
-    lesions = [render_lesion(volume, label, geom.frame, anat, s, i + 1, r_nod) for i, s in enumerate(specs)]
+    lesions = [
+        render_lesion(volume, label, geom.frame, anat, s, i + 1, r_mass if s.mass else r_nod)
+        for i, s in enumerate(specs)
+    ]
     clock.lap("lesions")
     # Stage 5.
     apply_acquisition(volume, geom, acq, rngs["acquisition"])

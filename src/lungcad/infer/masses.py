@@ -1,0 +1,232 @@
+"""The mass pass: the nodule network run once more on the scan shrunk by ``infer.mass_scale``.
+
+The shipped network learnt nodules of 3-30 mm in 96 mm windows; a 5-8 cm mass is outside what it knows
+(it fills most of a window and its texture looks like the mediastinum's).  Shrunk by 2.5, a 60 mm mass
+is a 24 mm "nodule" in a 240 mm window -- a size the network has seen -- so the same weights find it.
+The shrunk image is ``1 / 2.5^3 = 1 / 15.6`` of the voxels; with the 96^3 windows padded it costs about a
+tenth of the full pass (LIDC-IDRI-0001: 8 windows against 80).
+
+Steps:
+
+1. area-average the 1 mm image to ``1 / scale`` (``F.interpolate(mode="area")``: the mean over each
+   shrunk voxel, a box prefilter, so no aliasing of the noise);
+2. the sliding window on it (``predict_volume``, same windows and blending as the full pass);
+3. heatmap peaks mapped back to the 1 mm grid: voxel ``j`` of the shrunk grid covers 1 mm voxels
+   ``[j f, (j + 1) f)``, its centre is ``(j + 0.5) f - 0.5`` (``f`` = 1 mm size / shrunk size per axis);
+4. the size: the segmentation upsampled (trilinear) to the 1 mm grid and measured there
+   (``measure_nodule``: component at 0.5, volume-equivalent diameter, HU, texture), so a mass finding has a
+   1 mm mask and HU statistics like any finding; the size head's value (times ``f``) when the
+   segmentation disagrees by more than 2x (``headline_size``);
+5. only lesions of ``MASS_DIAMETER_MM`` (30 mm) or more are kept -- smaller ones are the full pass's;
+6. a mass need not lie in the lung mask: its *edge* must reach the lung.  A mass against the mediastinum
+   or resting on the heart is solid tissue that a threshold lung mask leaves out; its centre is then
+   within its radius of the lung (a 50 mm mass, 25 mm), where the nodule filter's 5 mm margin fails.
+
+``merge_masses`` then keeps one finding per lesion: a mass suppresses the findings of the full pass
+whose centres lie inside it (a 5 cm mass gives the full pass several partial peaks), and takes the
+highest probability among them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+
+from lungcad.annotations.lungrads import lung_rads_category
+from lungcad.contracts import MASS_DIAMETER_MM, DiameterEstimates, Finding, HUStats, MaskRef
+from lungcad.infer.peaks import find_peaks, merge_close
+from lungcad.infer.properties import HeadlineSize, NoduleMeasure, headline_size, measure_nodule
+from lungcad.infer.sliding import predict_volume
+
+MAX_MASSES = 10  # candidates kept from the shrunk heatmap (a scan rarely has more than one or two masses)
+
+
+@dataclass(frozen=True)
+class MassCandidate:
+    """One lesion of >= 30 mm found by the mass pass, on the preprocessed (1 mm) grid.
+
+    Attributes:
+        center_zyx_vox: centre, 1 mm voxels of the preprocessed image.
+        raw_probability: heatmap peak (before calibration).
+        triage_probability: triage head at the peak (before calibration).
+        size_head_mm: the size head's diameter, in 1 mm-grid millimetres.
+        size: the headline diameter / volume and their source.
+        measure: the segmentation's measurements on the 1 mm grid (mask, HU, texture).
+    """
+
+    center_zyx_vox: np.ndarray
+    raw_probability: float
+    triage_probability: float
+    size_head_mm: float
+    size: HeadlineSize
+    measure: NoduleMeasure
+
+
+def shrink(image: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Area-average a (D, H, W) image to ``round(n / scale)`` voxels per axis (at least 1).
+
+    Returns:
+        The shrunk float32 image and the exact per-axis factor ``f = n / m`` (1 mm voxels per shrunk voxel).
+    """
+    shape = np.asarray(image.shape)
+    small = np.maximum(np.round(shape / scale).astype(int), 1)
+    t = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None]
+    out = F.interpolate(t, size=tuple(int(n) for n in small), mode="area")[0, 0].numpy()
+    return out, shape / small
+
+
+def _upsample(small: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Trilinear upsampling of a shrunk map back to ``shape`` (voxel centres aligned as in ``shrink``)."""
+    t = torch.from_numpy(np.ascontiguousarray(small, dtype=np.float32))[None, None]
+    return F.interpolate(t, size=tuple(shape), mode="trilinear", align_corners=False)[0, 0].numpy()
+
+
+def find_masses(
+    predictor,
+    image: np.ndarray,
+    hu: np.ndarray,
+    lung_mask: np.ndarray,
+    *,
+    scale: float,
+    patch_size: tuple[int, int, int],
+    overlap: float,
+    blend: str,
+    threshold: float,
+    bf16: bool,
+) -> list[MassCandidate]:
+    """Masses of a preprocessed scan (module docstring), highest score first.
+
+    Args:
+        predictor: the detector network (or any callable with its interface).
+        image: (D, H, W) [0, 1] windowed image on the 1 mm grid.
+        hu: (D, H, W) HU on the same grid.
+        lung_mask: bool (D, H, W) lung mask on the same grid.
+        scale: shrink factor (> 1).
+        threshold: minimum heatmap peak.
+    """
+    small, f = shrink(image, scale)
+    pred = predict_volume(predictor, small, patch_size, overlap, blend, bf16=bf16)
+    peaks = find_peaks(pred.heatmap, threshold=threshold, top_k=4 * MAX_MASSES)
+    if len(peaks.scores) == 0:
+        return []
+    stride = pred.head_stride
+    small_vox = peaks.zyx * stride + (stride - 1) / 2.0  # head grid -> shrunk grid
+    vox = (small_vox + 0.5) * f - 0.5  # shrunk grid -> 1 mm grid
+    keep = merge_close(vox, peaks.scores, MASS_DIAMETER_MM / 2)[:MAX_MASSES]
+    # Distance (mm) from every shrunk voxel to the lung, on the shrunk grid (1/15 of the voxels).
+    lung_small, _ = shrink(lung_mask.astype(np.float32), scale)
+    to_lung = ndimage.distance_transform_edt(lung_small < 0.5, sampling=f)
+    seg = None
+    out = []
+    for i in keep:
+        head = tuple(int(v) for v in peaks.zyx[i])
+        size_head = float(pred.diameter_mm[head] * np.mean(f))
+        if size_head < 0.5 * MASS_DIAMETER_MM:  # not even half a mass's size: the full pass's business
+            continue
+        if seg is None:  # upsampled once, and only when a candidate is big enough to need it
+            seg = _upsample(pred.segmentation, image.shape)
+        m = measure_nodule(seg, hu, vox[i], size_head)
+        size = headline_size(size_head, m)
+        if size.diameter_mm < MASS_DIAMETER_MM:
+            continue
+        j = tuple(np.clip(np.round(small_vox[i]).astype(int), 0, np.asarray(small.shape) - 1))
+        if to_lung[j] > 0.5 * size.diameter_mm:  # its edge does not reach the lung
+            continue
+        out.append(
+            MassCandidate(
+                center_zyx_vox=vox[i],
+                raw_probability=float(peaks.scores[i]),
+                triage_probability=float(pred.triage[head]),
+                size_head_mm=size_head,
+                size=size,
+                measure=m,
+            )
+        )
+    return out
+
+
+def mass_findings(predictor, volume, pre, infer, bundle, bf16: bool) -> list[Finding]:
+    """The mass pass of one preprocessed scan as ``Finding``s (``lesion_kind="mass"``), calibrated by the
+    bundle's detection and triage calibrators.
+
+    Args:
+        predictor: the detector network; volume: the input ``CTVolume``; pre: its ``Preprocessed``;
+        infer: the ``InferConfig`` (windows, ``mass_scale``, ``peak_threshold``); bundle: the
+        ``ModelBundle`` (calibrators); bf16: reduced-precision autocast.
+    """
+    found = find_masses(
+        predictor,
+        pre.image,
+        pre.volume.hu,
+        pre.lung_mask,
+        scale=infer.mass_scale,
+        patch_size=infer.patch_size,
+        overlap=infer.overlap,
+        blend=infer.blend,
+        threshold=infer.peak_threshold,
+        bf16=bf16,
+    )
+    out = []
+    for c in found:
+        m, size = c.measure, c.size
+        world = pre.volume.voxel_to_world(c.center_zyx_vox[None])[0]
+        out.append(
+            Finding(
+                center_xyz_mm=tuple(float(v) for v in world),
+                center_zyx_vox=tuple(float(v) for v in volume.world_to_voxel(world)),
+                diameter_mm=size.diameter_mm,
+                volume_mm3=size.volume_mm3,
+                probability=float(bundle.detection_calibrator(c.raw_probability)),
+                texture=m.texture,
+                triage_probability=float(bundle.triage_calibrator(c.triage_probability)),
+                lung_rads=lung_rads_category(size.diameter_mm, m.texture, m.solid_diameter_mm or None),
+                raw_probability=round(c.raw_probability, 5),
+                raw_triage_probability=round(c.triage_probability, 5),
+                diameters=DiameterEstimates(
+                    source=size.source,
+                    size_head_mm=round(c.size_head_mm, 2),
+                    segmentation_mm=None if m.diameter_mm is None else round(m.diameter_mm, 2),
+                ),
+                hu_stats=HUStats(mean_hu=round(m.mean_hu, 1), max_hu=round(m.max_hu, 1)),
+                solid_component_mm=round(m.solid_diameter_mm, 2),
+                mask_ref=None
+                if m.mask_box is None
+                else MaskRef(m.mask_box[0], tuple(int(n) for n in m.mask_box[1].shape)),
+                center_zyx_preprocessed=tuple(round(float(v), 2) for v in c.center_zyx_vox),
+                lesion_kind="mass",
+                mask=m.mask_box[1] if m.mask_box else None,
+            )
+        )
+    return out
+
+
+def merge_masses(findings: list[Finding], masses: list[Finding]) -> list[Finding]:
+    """One finding per lesion: each mass drops the findings whose centre lies within its radius of its
+    centre and takes the highest probability among them; findings of >= 30 mm are masses too.
+
+    Args:
+        findings: ``Finding``s of the full pass.
+        masses: ``Finding``s of the mass pass (``lesion_kind="mass"``).
+
+    Returns:
+        All findings, highest probability first.
+    """
+    kept = list(findings)
+    merged = []
+    for mass in sorted(masses, key=lambda f: -f.probability):
+        c = np.asarray(mass.center_xyz_mm)
+        inside = [f for f in kept if np.linalg.norm(np.asarray(f.center_xyz_mm) - c) < 0.5 * mass.diameter_mm]
+        kept = [f for f in kept if all(f is not g for g in inside)]
+        if any(np.linalg.norm(np.asarray(m.center_xyz_mm) - c) < 0.5 * m.diameter_mm for m in merged):
+            continue  # inside a stronger mass
+        best = max([mass.probability, *(f.probability for f in inside)])
+        merged.append(replace(mass, probability=best))
+    out = [
+        f if f.diameter_mm < MASS_DIAMETER_MM or f.lesion_kind == "mass" else replace(f, lesion_kind="mass")
+        for f in kept
+    ]
+    return sorted(out + merged, key=lambda f: -f.probability)
