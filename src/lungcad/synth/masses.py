@@ -55,7 +55,8 @@ def mass_site_ok(anat: Anatomy, pts: np.ndarray, r: float, site: str) -> np.ndar
         # hilar levels (a third to two thirds down the lung), beside the middle of the mediastinum (the
         # hilum, not the sternal or paravertebral corners), the chest wall well clear
         return at_pleura & (med < hi * r + 2.0) & (u > 0.3) & (u < 0.7) & (costal > r + 10.0)
-    return at_pleura & (med > r + 10.0) & (u > 0.2) & (u < 0.8)
+    # the costal pleura the nearest surface (not the diaphragm, the spine or the apex)
+    return at_pleura & (med > r + 10.0) & (costal < hi * r + 2.0) & (u > 0.2) & (u < 0.8)
 
 
 def sample_mass(
