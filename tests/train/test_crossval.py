@@ -18,7 +18,9 @@ from lungcad.annotations.luna16 import (
     read_luna16_annotations,
     read_luna16_excluded,
     read_luna16_submission,
+    write_luna16_submission,
 )
+from lungcad.annotations.model import LunaCandidate
 from lungcad.cli import main
 from lungcad.config import LungcadConfig, SynthConfig
 from lungcad.errors import InputError
@@ -193,6 +195,41 @@ def test_all_ten_folds(luna: Path, tmp_path: Path) -> None:
     assert set(_uids_of(tmp_path / "out" / "candidates_all.csv")) == {
         r.scan_id for recs in read_luna16_layout(luna).subsets.values() for r in recs
     }
+
+
+def _finished_fold(out: Path, k: int, uids: list[str], rows: list[LunaCandidate]) -> None:
+    """Fold ``k``'s outputs as ``run_fold`` leaves them, with hand-made candidates (no training)."""
+    fold = out / f"fold{k}"
+    fold.mkdir(parents=True)
+    write_luna16_submission(rows, fold / "candidates.csv")
+    timings = {"train_s": 1.0, "detect_s": 2.0, "s_per_scan": 1.0}
+    doc = {"fold": k, "n_scans": len(uids), "n_candidates": len(rows), "seriesuids": uids, "froc": None,
+           "cpm": None, "note": None, "failed_scans": [], "timings": timings}  # fmt: skip
+    (fold / "froc.json").write_text(json.dumps(doc))
+
+
+def test_pooled_cpm_by_hand_is_not_the_mean_of_the_folds(luna: Path, tmp_path: Path) -> None:
+    """Fold 0: a candidate on each of its n0 nodules (p = 0.9); fold 1: one far-away FP per scan (p = 0.5).
+
+    Pooled over 4 scans: (0, 0) -> (0, n0/N) -> (2 FPs / 4 scans = 0.5, n0/N), flat beyond, so the
+    sensitivity is n0/N at all seven rates and CPM = n0/N (N = n0 + n1); the mean of the per-fold CPMs
+    would be (1 + 0) / 2.
+    """
+    layout = read_luna16_layout(luna)
+    uids = {k: [r.scan_id for r in layout.subsets[k]] for k in (0, 1)}
+    nod = {k: [a for a in layout.annotations if a.seriesuid in uids[k]] for k in (0, 1)}
+    n0, n1 = len(nod[0]), len(nod[1])
+    assert n0 > 0 and n1 > 0  # the seed-3 cohort: 2 and 1
+    out = tmp_path / "out"
+    _finished_fold(out, 0, uids[0], [LunaCandidate(a.seriesuid, *a.center_xyz_mm, 0.9) for a in nod[0]])
+    _finished_fold(out, 1, uids[1], [LunaCandidate(u, 1000.0, 1000.0, 1000.0, 0.5) for u in uids[1]])
+    summary = run_luna16_cv(luna, out, cv_config(), folds=[1, 0], use_mlflow=False)
+    assert summary.cpm == pytest.approx(n0 / (n0 + n1), abs=1e-12)
+    assert summary.doc["pooled"]["sensitivities"] == pytest.approx([n0 / (n0 + n1)] * 7, abs=1e-12)
+    c = summary.doc["pooled"]["counts"]
+    assert (c["n_scans"], c["n_nodules"], c["n_tp"], c["n_fp"]) == (4, n0 + n1, n0, 2)
+    assert summary.doc["timings"] == {"train_s": 2.0, "detect_s": 4.0, "s_per_scan": 1.0}
+    assert len(read_luna16_submission(out / "candidates_all.csv")) == n0 + 2
 
 
 # --- bad input ---

@@ -175,14 +175,14 @@ def run_fold(
     rows = [c for ev in run.scans for c in _capped_candidates(ev.record.scan_id, ev.result.findings, cap)]
     write_luna16_submission(rows, fold_dir / CANDIDATES_FILE)
     uids = [r.scan_id for r in records]
-    # scored from the file as written: what a user would submit is what is measured
-    try:
-        froc: dict[str, Any] | None = score_luna16(
-            layout, uids, read_luna16_submission(fold_dir / CANDIDATES_FILE), cfg
-        ).to_dict()
-        note = None
-    except InputError as exc:  # e.g. no annotated nodule in this subset: CPM undefined for the fold alone
-        froc, note = None, str(exc)
+    froc: dict[str, Any] | None = None
+    note = None
+    if not set(uids).isdisjoint(a.seriesuid for a in layout.annotations):
+        # scored from the file as written: what a user would submit is what is measured
+        rows_back = read_luna16_submission(fold_dir / CANDIDATES_FILE)
+        froc = score_luna16(layout, uids, rows_back, cfg).to_dict()
+    else:  # the fold alone has no sensitivity; its scans (and false positives) still count when pooled
+        note = f"no annotated nodule in subset{fold}: its own CPM is undefined (its scans count when pooled)"
     doc = {
         "fold": fold,
         "subset": f"subset{fold}",
