@@ -49,9 +49,19 @@ class PreprocessConfig(_Section):
 
 SYNTH_TEXTURES: tuple[str, ...] = ("solid", "part-solid", "ground-glass", "calcified")
 SYNTH_SHAPES: tuple[str, ...] = ("spherical", "ellipsoidal", "lobulated", "spiculated")
-SYNTH_LOCATIONS: tuple[str, ...] = ("isolated", "juxtavascular", "juxtapleural")
+SYNTH_LOCATIONS: tuple[str, ...] = ("isolated", "juxtavascular", "juxtapleural", "perihilar")
 # SynthConfig fields added after the first published cohorts (see ``SynthConfig.generation_dict``)
-LATE_SYNTH_FIELDS: tuple[str, ...] = ("p_mass", "mass_diameter_range_mm", "mass_site_mix")
+LATE_SYNTH_FIELDS: tuple[str, ...] = (
+    "p_mass",
+    "mass_diameter_range_mm",
+    "mass_site_mix",
+    # realism (issue 10, ``lungcad.synth.realism``)
+    "hilum",
+    "parenchyma_texture_hu",
+    "p_pleural_plaque",
+    "granulomas_per_scan_max",
+    "faint_dots_per_scan_max",
+)
 # A 512 x 512 x 760 float32 volume is ~0.8 GB; the generator holds about four such buffers at its peak.
 SYNTH_MAX_VOXELS = 200_000_000
 
@@ -123,6 +133,15 @@ class SynthConfig(_Section):
         default_factory=lambda: {"mediastinal": 0.5, "chest-wall": 0.35, "parenchymal": 0.15},
         description="mediastinal: against the mediastinum / hilum; chest-wall: against the costal pleura",
     )
+    # realism (issue 10, ``lungcad.synth.realism``): defaults draw nothing, so existing cohorts stay
+    # byte-identical; when on, their random numbers come from a separate (seed, index, "realism") stream
+    hilum: bool = Field(False, description="hilar vessels, lobar bronchi with walls, hilar lymph nodes")
+    parenchyma_texture_hu: float = Field(
+        0.0, ge=0, le=100, description="std (HU) of correlated lung texture (multi-scale, septal web)"
+    )
+    p_pleural_plaque: float = Field(0.0, ge=0, le=1, description="scan holds 1-4 calcified pleural plaques")
+    granulomas_per_scan_max: int = Field(0, ge=0, le=30, description="calcified granulomas 1-4 mm")
+    faint_dots_per_scan_max: int = Field(0, ge=0, le=100, description="faint sub-3 mm dots (not listed)")
 
     @model_validator(mode="after")
     def _check_masses(self) -> SynthConfig:

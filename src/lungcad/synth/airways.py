@@ -25,15 +25,25 @@ def _side_offsets(d: np.ndarray) -> np.ndarray:
     return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-9)
 
 
+def _trachea_y(anat: Anatomy) -> float:
+    h = anat.lung_height
+    sy = float(anat.spine_y(np.float32(-0.2 * h)))
+    sr = float(anat.spine_r(np.float32(-0.2 * h)))
+    return sy - sr - 24.0
+
+
+def carina_position(anat: Anatomy) -> np.ndarray:
+    """Body position (mm) of the carina, where the trachea divides into the main bronchi."""
+    return np.array([-1.0, _trachea_y(anat) + 6.0, -0.31 * anat.lung_height])
+
+
 def build_airways(
     anat: Anatomy, vessels: VesselTree, rng: np.random.Generator
 ) -> tuple[CapsuleSet, CapsuleSet]:
     """Airway lumens and outer wall surfaces as capsule sets (body mm): ``(lumen, outer)``."""
     h = anat.lung_height
-    sy = float(anat.spine_y(np.float32(-0.2 * h)))
-    sr = float(anat.spine_r(np.float32(-0.2 * h)))
-    trachea_y = sy - sr - 24.0
-    carina = np.array([-1.0, trachea_y + 6.0, -0.31 * h])
+    trachea_y = _trachea_y(anat)
+    carina = carina_position(anat)
     r_tr = rng.uniform(7.5, 9.5)
     lines = [np.array([[-3.0, trachea_y - 4.0, 70.0], [-2.0, trachea_y, -0.1 * h], carina])]
     radii = [np.array([r_tr, r_tr, 0.9 * r_tr])]

@@ -44,7 +44,7 @@ import numpy as np
 from lungcad.annotations.lidc_xml import write_lidc_xml
 from lungcad.annotations.luna16 import write_luna16_annotations, write_luna16_seriesuids
 from lungcad.annotations.model import LunaAnnotation
-from lungcad.config import SynthConfig
+from lungcad.config import LATE_SYNTH_FIELDS, SynthConfig
 from lungcad.errors import InputError
 from lungcad.fileio import atomic_write_json
 from lungcad.io.dicom_write import ScannerSettings, SeriesIdentity, write_ct_series
@@ -280,7 +280,13 @@ def _write_cohort_files(
         "generator": "lungcad synth",
         "generator_version": GENERATOR_VERSION,
         "format": fmt,
-        "config": cfg.model_dump(mode="json"),
+        # Late fields at their defaults are left out (as ``generation_dict`` does), so the manifests of
+        # existing cohorts stay byte-identical when fields are added.
+        "config": {
+            k: v
+            for k, v in cfg.model_dump(mode="json").items()
+            if k not in LATE_SYNTH_FIELDS or k in cfg.generation_dict()
+        },
         "n_scans": len(entries),
         "files": {name: sha256_file(out / name) for name in top},
         "scans": entries,

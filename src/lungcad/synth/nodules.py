@@ -40,6 +40,7 @@ class NoduleLocation(StrEnum):
     ISOLATED = "isolated"
     JUXTAVASCULAR = "juxtavascular"
     JUXTAPLEURAL = "juxtapleural"
+    PERIHILAR = "perihilar"  # touching a hilar vessel (``lungcad.synth.hilum``; realism pass)
 
 
 @dataclass(frozen=True)
@@ -200,8 +201,11 @@ def _texture_hu(rng: np.random.Generator, texture: Texture, d: float, contrast: 
 class Placer:
     """Finds centres for lesions inside the lungs and inside the scanned, reconstructed field of view."""
 
-    def __init__(self, anat: Anatomy, vessels: VesselTree, inside_scan, rng: np.random.Generator) -> None:
+    def __init__(
+        self, anat: Anatomy, vessels: VesselTree, inside_scan, rng: np.random.Generator, perihilar=None
+    ) -> None:
         self.anat = anat
+        self.perihilar = perihilar  # callable r -> body centre | None (``lungcad.synth.hilum``)
         self.rng = rng
         self.inside_scan = inside_scan  # callable: body (N, 3), margin_mm (N,) -> bool (N,)
         lung = vessels.kind != GREAT
@@ -228,6 +232,8 @@ class Placer:
             fissure = False
             if location == NoduleLocation.JUXTAVASCULAR:
                 c = self._juxtavascular(r)
+            elif location == NoduleLocation.PERIHILAR:
+                c = self.perihilar(r) if self.perihilar is not None else None
             else:
                 cand = self._lung_points(512)
                 sdf, _ = self.anat.lung_sdf(cand[:, 0], cand[:, 1], cand[:, 2])
@@ -273,10 +279,15 @@ class Placer:
 
 
 def sample_lesions(
-    cfg: SynthConfig, anat: Anatomy, vessels: VesselTree, inside_scan, rng: np.random.Generator
+    cfg: SynthConfig,
+    anat: Anatomy,
+    vessels: VesselTree,
+    inside_scan,
+    rng: np.random.Generator,
+    perihilar=None,
 ) -> tuple[list[NoduleSpec], list[Scar]]:
-    """Nodules (>= 3 mm), micronodules (< 3 mm) and scars for one scan."""
-    placer = Placer(anat, vessels, inside_scan, rng)
+    """Nodules (>= 3 mm), micronodules (< 3 mm) and scars for one scan (``perihilar``: see ``Placer``)."""
+    placer = Placer(anat, vessels, inside_scan, rng, perihilar)
     specs: list[NoduleSpec] = []
     n = 0
     if cfg.nodules_per_scan_max > 0 and rng.random() >= cfg.p_no_nodule:

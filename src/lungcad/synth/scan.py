@@ -33,6 +33,7 @@ from lungcad.synth.masses import sample_mass
 from lungcad.synth.nodules import NoduleLocation, NoduleShape, NoduleSpec, sample_lesions
 from lungcad.synth.raster import mix_into, render_capsules, splat_segments, to_grid_mm
 from lungcad.synth.readers import ReaderOutcome, simulate_readers
+from lungcad.synth.realism import Realism
 from lungcad.synth.skeleton import CapsuleSet, clavicles, ribs
 from lungcad.synth.thorax import render_anatomy
 from lungcad.synth.vessels import VEIN, VesselTree, build_vessels
@@ -328,9 +329,12 @@ def generate_scan(cfg: SynthConfig, index: int) -> SynthScan:
 
     clock = _Clock()
     tree, scratch = _render_body(volume, geom, anat, rngs, cfg, clock)
+    realism = Realism(cfg, index)  # draws and draws nothing at the defaults (``lungcad.synth.realism``)
+    realism.body(volume, geom, anat, tree, scratch)
     # Stage 4.
     r_nod = rngs["nodules"]
-    specs, scars = sample_lesions(cfg, anat, tree, _inside_scan(volume, geom), r_nod)
+    perihilar = realism.perihilar(anat, tree)
+    specs, scars = sample_lesions(cfg, anat, tree, _inside_scan(volume, geom), r_nod, perihilar)
     r_mass = rngs["masses"]  # drawn only when cfg.p_mass > 0
     mass = sample_mass(cfg, anat, _inside_scan(volume, geom), specs, r_mass)
     if mass is not None:
@@ -343,6 +347,8 @@ def generate_scan(cfg: SynthConfig, index: int) -> SynthScan:
         render_lesion(volume, label, geom.frame, anat, s, i + 1, r_mass if s.mass else r_nod)
         for i, s in enumerate(specs)
     ]
+    taken = [(s.centre, s.diameter_mm / 2) for s in specs] + [(sc.centre, 6.0) for sc in scars]
+    realism.add_distractors(volume, geom, anat, taken, _inside_scan(volume, geom))
     clock.lap("lesions")
     # Stage 5.
     apply_acquisition(volume, geom, acq, rngs["acquisition"])
@@ -366,6 +372,7 @@ def generate_scan(cfg: SynthConfig, index: int) -> SynthScan:
     clock.lap("readers")
     nodules = _nodule_records(cfg, volume, geom, specs, lesions, outcome)
     annotations, excluded = _luna_lists(uids.series_uid, nodules, outcome)
+    excluded += realism.excluded(geom, uids.series_uid)
     params = {
         "scan_id": scan_id,
         "uid_seed": scan_uid_seed(cfg, index),
@@ -381,6 +388,7 @@ def generate_scan(cfg: SynthConfig, index: int) -> SynthScan:
         "acquisition": acq.to_dict(),
         "n_vessel_segments": int(len(tree.a)),
         "n_scars": len(scars),
+        **realism.params(geom),
     }
     return SynthScan(
         index=index,
