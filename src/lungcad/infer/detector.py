@@ -190,6 +190,10 @@ class Detector:
         stage_done("network")
         t0 = time.perf_counter()
         findings = self._findings(volume, pre, pred)
+        if i.mass_pass:  # lesions of >= 30 mm, seen on the image shrunk by infer.mass_scale (infer.masses)
+            findings = merge_masses(
+                findings, mass_findings(self.predictor, volume, pre, i, self.bundle, self.bf16)
+            )
         timings["postprocess"] = time.perf_counter() - t0
         log_stage("postprocess", timings["postprocess"], "lungcad.infer", findings=len(findings))
         stage_done("postprocess")
@@ -261,8 +265,6 @@ class Detector:
                     mask=m.mask_box[1] if m.mask_box else None,
                 )
             )
-        if i.mass_pass:  # lesions of >= 30 mm, seen on the image shrunk by infer.mass_scale (infer.masses)
-            out = merge_masses(out, mass_findings(self.predictor, volume, pre, i, self.bundle, self.bf16))
         # the second stage re-orders the candidates: the list (and the FROC's top 100) is by final probability
         return sorted(out, key=lambda f: -f.probability)
 

@@ -17,14 +17,16 @@ Steps:
    (``measure_nodule``: component at 0.5, volume-equivalent diameter, HU, texture), so a mass finding has a
    1 mm mask and HU statistics like any finding; the size head's value (times ``f``) when the
    segmentation disagrees by more than 2x (``headline_size``);
-5. only lesions of ``MASS_DIAMETER_MM`` (30 mm) or more are kept -- smaller ones are the full pass's;
+5. only lesions of ``MASS_PASS_MIN_MM`` (20 mm) or more are kept -- smaller ones are the full pass's --
+   and those of ``MASS_DIAMETER_MM`` (30 mm) or more are masses;
 6. a mass need not lie in the lung mask: its *edge* must reach the lung.  A mass against the mediastinum
    or resting on the heart is solid tissue that a threshold lung mask leaves out; its centre is then
    within its radius of the lung (a 50 mm mass, 25 mm), where the nodule filter's 5 mm margin fails.
 
 ``merge_masses`` then keeps one finding per lesion: a mass suppresses the findings of the full pass
 whose centres lie inside it (a 5 cm mass gives the full pass several partial peaks), and takes the
-highest probability among them.
+highest probability among them; a 20-30 mm lesion of the mass pass that the full pass found too (a
+finding at least half its size there) is dropped, the full pass having measured it at 1 mm.
 """
 
 from __future__ import annotations
@@ -43,6 +45,10 @@ from lungcad.infer.properties import HeadlineSize, NoduleMeasure, headline_size,
 from lungcad.infer.sliding import predict_volume
 
 MAX_MASSES = 10  # candidates kept from the shrunk heatmap (a scan rarely has more than one or two masses)
+# The mass pass reports lesions from 20 mm: a 45 mm lobulated mass flattened on the mediastinum (35 mm
+# volume-equivalent) measured 24 mm there, while the full pass, which knows nothing that big, gave it no
+# finding at all.  Below 30 mm such a lesion is a "nodule", and it yields to a full-pass finding of it.
+MASS_PASS_MIN_MM = 20.0
 
 
 @dataclass(frozen=True)
@@ -131,7 +137,7 @@ def find_masses(
             seg = _upsample(pred.segmentation, image.shape)
         m = measure_nodule(seg, hu, vox[i], size_head)
         size = headline_size(size_head, m)
-        if size.diameter_mm < MASS_DIAMETER_MM:
+        if size.diameter_mm < MASS_PASS_MIN_MM:
             continue
         j = tuple(np.clip(np.round(small_vox[i]).astype(int), 0, np.asarray(small.shape) - 1))
         if to_lung[j] > 0.5 * size.diameter_mm:  # its edge does not reach the lung
@@ -150,8 +156,8 @@ def find_masses(
 
 
 def mass_findings(predictor, volume, pre, infer, bundle, bf16: bool) -> list[Finding]:
-    """The mass pass of one preprocessed scan as ``Finding``s (``lesion_kind="mass"``), calibrated by the
-    bundle's detection and triage calibrators.
+    """The mass pass of one preprocessed scan as ``Finding``s (``lesion_kind="mass"`` from 30 mm),
+    calibrated by the bundle's detection and triage calibrators.
 
     Args:
         predictor: the detector network; volume: the input ``CTVolume``; pre: its ``Preprocessed``;
@@ -197,7 +203,7 @@ def mass_findings(predictor, volume, pre, infer, bundle, bf16: bool) -> list[Fin
                 if m.mask_box is None
                 else MaskRef(m.mask_box[0], tuple(int(n) for n in m.mask_box[1].shape)),
                 center_zyx_preprocessed=tuple(round(float(v), 2) for v in c.center_zyx_vox),
-                lesion_kind="mass",
+                lesion_kind="mass" if size.diameter_mm >= MASS_DIAMETER_MM else "nodule",
                 mask=m.mask_box[1] if m.mask_box else None,
             )
         )
@@ -205,12 +211,14 @@ def mass_findings(predictor, volume, pre, infer, bundle, bf16: bool) -> list[Fin
 
 
 def merge_masses(findings: list[Finding], masses: list[Finding]) -> list[Finding]:
-    """One finding per lesion: each mass drops the findings whose centre lies within its radius of its
-    centre and takes the highest probability among them; findings of >= 30 mm are masses too.
+    """One finding per lesion: each lesion of the mass pass drops the findings whose centre lies within its
+    radius of its centre and takes the highest probability among them -- unless it is below 30 mm and the
+    full pass has a finding of at least half its size there (then it is dropped); findings of >= 30 mm
+    are masses.
 
     Args:
         findings: ``Finding``s of the full pass.
-        masses: ``Finding``s of the mass pass (``lesion_kind="mass"``).
+        masses: ``Finding``s of the mass pass (>= 20 mm).
 
     Returns:
         All findings, highest probability first.
@@ -219,6 +227,12 @@ def merge_masses(findings: list[Finding], masses: list[Finding]) -> list[Finding
     merged = []
     for mass in sorted(masses, key=lambda f: -f.probability):
         c = np.asarray(mass.center_xyz_mm)
+        if mass.diameter_mm < MASS_DIAMETER_MM and any(
+            f.diameter_mm >= 0.5 * mass.diameter_mm
+            and np.linalg.norm(np.asarray(f.center_xyz_mm) - c) < 0.5 * max(f.diameter_mm, mass.diameter_mm)
+            for f in kept
+        ):
+            continue  # the full pass has this nodule, measured at 1 mm
         inside = [f for f in kept if np.linalg.norm(np.asarray(f.center_xyz_mm) - c) < 0.5 * mass.diameter_mm]
         kept = [f for f in kept if all(f is not g for g in inside)]
         if any(np.linalg.norm(np.asarray(m.center_xyz_mm) - c) < 0.5 * m.diameter_mm for m in merged):
