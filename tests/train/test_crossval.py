@@ -25,6 +25,8 @@ from lungcad.cli import main
 from lungcad.config import LungcadConfig, SynthConfig
 from lungcad.errors import InputError
 from lungcad.evaluate.froc import evaluate_froc
+from lungcad.model.bundle import ModelBundle, save_bundle
+from lungcad.model.unet import LungUNet
 from lungcad.synth import generate_cohort
 from lungcad.train.crossval import parse_folds, run_luna16_cv
 from lungcad.train.crossval_layout import read_luna16_layout
@@ -188,13 +190,25 @@ def test_cli_resumes_with_config_and_folds(
     assert doc["cpm"] == json.loads((two_folds / "summary.json").read_text())["cpm"]
 
 
-@pytest.mark.slow  # all ten folds: ~2.5 min on 2 CPU cores (10 trainings + 20 detections)
-def test_all_ten_folds(luna: Path, tmp_path: Path) -> None:
-    run_luna16_cv(luna, tmp_path / "out", cv_config(), use_mlflow=False)
-    _check_cv(luna, tmp_path / "out", list(range(10)))
-    assert set(_uids_of(tmp_path / "out" / "candidates_all.csv")) == {
+@pytest.mark.slow  # all ten folds: ~2.5 min CPU time on 2 cores (10 trainings + 20 detections)
+def test_all_ten_folds_fine_tuned(luna: Path, tmp_path: Path) -> None:
+    """The whole protocol, each fold fine-tuned from one model file (``--init-from``)."""
+    cfg = cv_config()
+    init = save_bundle(
+        ModelBundle(LungUNet.from_config(cfg.model), cfg, "init", "0", cfg.config_hash()),
+        tmp_path / "init.pt",
+    )
+    out = tmp_path / "out"
+    summary = run_luna16_cv(luna, out, cfg, init_from=init, use_mlflow=False)
+    _check_cv(luna, out, list(range(10)))
+    assert set(_uids_of(out / "candidates_all.csv")) == {
         r.scan_id for recs in read_luna16_layout(luna).subsets.values() for r in recs
     }
+    assert summary.doc["init_from"] == str(init)
+    for k in range(10):
+        assert json.loads((out / f"fold{k}" / "run" / "run.json").read_text())["init_from"] == str(
+            init.resolve()
+        )
 
 
 def _finished_fold(out: Path, k: int, uids: list[str], rows: list[LunaCandidate]) -> None:

@@ -13,11 +13,16 @@ from lungcad.cli.common import console, err_console, get_config, print_json
 def luna16_cv(
     data: Path = typer.Option(..., "--data", help="LUNA16 folder: subset0..subset9, annotations.csv"),
     out: Path = typer.Option(..., "--out", help="output folder (an earlier run there is resumed)"),
-    folds: str = typer.Option("", "--folds", help="comma-separated folds to run, e.g. 0,3 [all ten]"),
+    folds: str = typer.Option(
+        "", "--folds", help="comma-separated folds to run, e.g. 0,3 (default: all ten)"
+    ),
     init_from: Path | None = typer.Option(
-        None, "--init-from", help="fine-tune each fold from this model (.pt) or checkpoint [from scratch]"
+        None,
+        "--init-from",
+        help="fine-tune each fold from this model (.pt) or checkpoint (default: from scratch)",
     ),
     no_mlflow: bool = typer.Option(False, "--no-mlflow", help="log training metrics to CSV, not MLflow"),
+    no_bf16: bool = typer.Option(False, "--no-bf16", help="detect in float32 (no bfloat16 autocast)"),
     as_json: bool = typer.Option(False, "--json", help="print summary.json (no progress bars)"),
 ) -> None:
     """Train on nine LUNA16 subsets and detect on the tenth, for each fold; score the pooled candidates.
@@ -48,6 +53,7 @@ def luna16_cv(
             folds=parse_folds(folds),
             init_from=init_from,
             use_mlflow=not no_mlflow,
+            bf16=not no_bf16,
             show_progress=not as_json,
             on_fold=report,
         )

@@ -150,6 +150,7 @@ def run_fold(
     init_from: Path | None = None,
     use_mlflow: bool = True,
     show_progress: bool = False,
+    bf16: bool = True,
 ) -> FoldResult:
     """Fold ``fold`` of the protocol: train on the other nine subsets, detect on ``subset<fold>``, score.
 
@@ -167,7 +168,7 @@ def run_fold(
             layout, fold, fold_dir, cfg, init_from, out_dir / "cache", use_mlflow, show_progress
         )
     records = layout.subsets[fold]
-    detector = Detector.load(fold_dir / MODEL_FILE, config=cfg)
+    detector = Detector.load(fold_dir / MODEL_FILE, config=cfg, bf16=bf16)
     t0 = time.perf_counter()
     run = run_cohort(detector, records, strict=False, show_progress=show_progress)
     detect_s = time.perf_counter() - t0
@@ -214,6 +215,7 @@ def run_luna16_cv(
     *,
     use_mlflow: bool = True,
     show_progress: bool = False,
+    bf16: bool = True,
     on_fold: Any = None,
 ) -> CVSummary:
     """Run the LUNA16 10-fold protocol (or the given folds) and score the pooled candidates.
@@ -227,6 +229,7 @@ def run_luna16_cv(
         init_from: a model file or checkpoint each fold fine-tunes from (``None``: from scratch).
         use_mlflow: track each fold's training in MLflow (else CSV logs).
         show_progress: progress bars on the terminal.
+        bf16: bfloat16 autocast for detection (as ``lungcad evaluate``; off: ``--no-bf16``).
         on_fold: called with each ``FoldResult`` as it finishes (the CLI prints a line).
 
     Returns:
@@ -248,7 +251,14 @@ def run_luna16_cv(
     results = []
     for k in fold_list:
         result = run_fold(
-            layout, k, out, cfg, init_from=init, use_mlflow=use_mlflow, show_progress=show_progress
+            layout,
+            k,
+            out,
+            cfg,
+            init_from=init,
+            use_mlflow=use_mlflow,
+            show_progress=show_progress,
+            bf16=bf16,
         )
         results.append(result)
         if on_fold is not None:
