@@ -3,6 +3,7 @@ shrunk image, measured, named "mass", Lung-RADS 4B, and merged with the nodule f
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -166,3 +167,20 @@ def test_shrink_averages_blocks_and_reports_the_exact_factor() -> None:
     np.testing.assert_allclose(small[1, 2, 3], image[2:, 4:, 6:].mean(), rtol=0)
     _, f = shrink(np.zeros((10, 10, 5)), 2.5)
     np.testing.assert_allclose(f, [2.5, 2.5, 2.5])  # 10 -> 4 and 5 -> 2
+
+
+def test_the_report_names_a_mass() -> None:
+    from lungcad.report.figures.finding_views import finding_title
+    from lungcad.report.shown import ShownFinding
+
+    mass = Finding(
+        center_xyz_mm=(0.0, 0.0, 0.0),
+        diameter_mm=50.0,
+        probability=0.99,
+        texture=Texture.SOLID,
+        lung_rads=LungRads.C4B,
+        lesion_kind="mass",
+    )
+    assert finding_title(ShownFinding(1, 0, mass)) == "Mass 1 - 50.0 mm solid - Lung-RADS 4B - p 0.99"
+    nodule = replace(mass, diameter_mm=8.0, lesion_kind="nodule")
+    assert ShownFinding(2, 1, nodule).label == "Nodule 2"
