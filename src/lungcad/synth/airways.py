@@ -77,3 +77,19 @@ def build_airways(
     )
     outer = CapsuleSet(lumen.a, lumen.b, lumen.ra * 1.2 + 0.3, lumen.rb * 1.2 + 0.3)
     return lumen, outer
+
+
+def main_bronchus_ends(vessels: VesselTree) -> dict[int, np.ndarray]:
+    """Where each main bronchus of ``build_airways`` ends (body mm), by side: the lobar bronchi of the hilum
+    (``lungcad.synth.hilum``) start there.  The same arithmetic as ``build_airways``, without drawing."""
+    art = (vessels.kind == ARTERY) & (vessels.ra >= MIN_BRONCHUS_ARTERY_RADIUS_MM)
+    d = vessels.b[art] - vessels.a[art]
+    n = _side_offsets(d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-9))
+    lumen_a = 0.85 * vessels.ra[art]
+    shift = n * (vessels.ra[art] + lumen_a + (0.2 * lumen_a + 0.3) + 0.5)[:, None]
+    out = {}
+    for side in (RIGHT, LEFT):
+        own = vessels.side[art] == side
+        if own.any():
+            out[side] = (vessels.a[art] + shift)[int(np.argmax(np.where(own, vessels.ra[art], -1.0)))]
+    return out

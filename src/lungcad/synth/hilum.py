@@ -95,8 +95,17 @@ def _polyline(
     return pts, np.array([r0, r0, 0.5 * (r0 + r1), r1])
 
 
-def build_hilum(anat: Anatomy, carina: np.ndarray, rng: np.random.Generator) -> Hilum:
-    """Lobar vessels, bronchi and lymph nodes of both hila (see module docstring)."""
+def build_hilum(
+    anat: Anatomy,
+    carina: np.ndarray,
+    rng: np.random.Generator,
+    bronchus_ends: dict[int, np.ndarray] | None = None,
+) -> Hilum:
+    """Lobar vessels, bronchi and lymph nodes of both hila (see module docstring).
+
+    ``bronchus_ends``: where the scan's main bronchi already end (``airways.main_bronchus_ends``); the
+    lobar bronchi then start there and no second main bronchus is drawn beside the first.
+    """
     lines, radii, kinds, sides = [], [], [], []
     b_lines, b_radii = [], []
     nodes: list[tuple[np.ndarray, float]] = []
@@ -118,8 +127,11 @@ def build_hilum(anat: Anatomy, carina: np.ndarray, rng: np.random.Generator) -> 
         # Main bronchus: carina to the hilum, beside and behind the artery; then the lobar bronchi.
         b0 = art_root + np.array([-sgn * 4.0, 11.0, -4.0])
         r_main = rng.uniform(5.0, 6.5) * (1.0 if side == RIGHT else 0.9)
-        b_lines.append(np.stack([carina, 0.5 * (carina + b0) + np.array([0.0, 2.0, 0.0]), b0]))
-        b_radii.append(np.array([r_main, r_main, 0.9 * r_main]))
+        if bronchus_ends is not None and side in bronchus_ends:
+            b0 = bronchus_ends[side]
+        else:
+            b_lines.append(np.stack([carina, 0.5 * (carina + b0) + np.array([0.0, 2.0, 0.0]), b0]))
+            b_radii.append(np.array([r_main, r_main, 0.9 * r_main]))
         for lobe in _ARTERY_LOBES if side == RIGHT else _ARTERY_LOBES[::2]:
             rl = rng.uniform(2.8, 4.0)
             d = np.array([sgn * lobe[0], lobe[1] + 0.3, lobe[2]])

@@ -6,9 +6,10 @@ smooth synthetic lungs fires on the faint dots that real parenchyma is full of. 
 ``parenchyma_iqr`` (the HU interquartile range of lung voxels below -500 HU, vessels excluded): LIDC-IDRI-0001
 60 HU, the default synthetic scans ~44 HU (issue 10; ``scripts/measure_parenchyma.py`` prints both).
 
-The texture is a sum of Gaussian-filtered noise fields (sigma 0.7, 2 and 6 mm, variance shares 0.45 / 0.35 /
-0.2) plus a faint web of sheets where a band-pass field crosses zero (its cells are 1-2 cm across, the size of
-secondary pulmonary lobules, so an axial cut shows thin septal lines).  The sum is scaled to
+The texture is a sum of Gaussian-filtered noise fields (sigma 0.7, 2 and 6 mm, variance shares 0.1 / 0.35
+/ 0.55: mostly coarse, since a fine-grained texture read as speckle beside a real slice) plus a faint web of
+sheets where a band-pass field crosses zero (cells 1-2 cm across, the size of secondary pulmonary lobules, so
+an axial cut shows thin septal lines).  The sum is scaled to
 ``amplitude_hu`` standard deviation inside the lungs and faded in over 3 mm from the pleura; voxels above
 -600 HU (vessels, fissures, airway walls) are left alone.  The acquisition's blur then softens the finest
 scale, so the measured spread grows by less than ``amplitude_hu`` alone would suggest (calibrated in
@@ -26,8 +27,8 @@ from lungcad.synth.geometry import ScanGeometry, body_shift, inplane_body_grid
 from lungcad.synth.thorax import upsample_linear
 from lungcad.types import CTVolume
 
-SCALES_MM = ((0.7, 0.45), (2.0, 0.35), (6.0, 0.2))  # (sigma, share of the variance)
-WEB_SHARE = 0.5  # web amplitude relative to amplitude_hu
+SCALES_MM = ((0.7, 0.1), (2.0, 0.35), (6.0, 0.55))  # (sigma, share of the variance)
+WEB_SHARE = 0.25  # web amplitude relative to amplitude_hu
 PLEURA_FADE_MM = 3.0
 VESSEL_CUTOFF_HU = -500.0  # parenchyma = lung voxels below this (the measurement's rule)
 

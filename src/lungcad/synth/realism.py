@@ -14,7 +14,7 @@ import numpy as np
 from lungcad.annotations.model import LunaAnnotation
 from lungcad.config import SynthConfig
 from lungcad.synth import anatomy as an
-from lungcad.synth.airways import carina_position
+from lungcad.synth.airways import carina_position, main_bronchus_ends
 from lungcad.synth.anatomy import Anatomy
 from lungcad.synth.distractors import Distractor, sample_distractors
 from lungcad.synth.geometry import ScanGeometry
@@ -56,7 +56,7 @@ class Realism:
     ) -> None:
         """Hilum, then parenchyma texture (which skips everything above -600 HU, hilum included)."""
         if self.cfg.hilum:
-            h = build_hilum(anat, carina_position(anat), self.rngs["hilum"])
+            h = build_hilum(anat, carina_position(anat), self.rngs["hilum"], main_bronchus_ends(tree))
             self.hilum = h
             for kind, hu in ((VEIN, anat.venous_hu), (-1, anat.blood_hu)):
                 sel = h.vessel_kind == kind if kind == VEIN else h.vessel_kind != VEIN
