@@ -67,7 +67,12 @@ class Realism:
                     CapsuleSet(h.vessels.a[sel], h.vessels.b[sel], h.vessels.ra[sel], h.vessels.rb[sel]),
                     hu,
                 )
+            # The lobar bronchi start inside the scan's main bronchi: their walls must not cover the main
+            # bronchus' air (that drew a ring inside its lumen), so pure air is put back after the walls.
+            air = volume.hu <= an.HU_AIR
             _draw(volume, geom, scratch, h.bronchus_outer, 35.0)
+            volume.hu[air] = an.HU_AIR
+            del air
             _draw(volume, geom, scratch, h.bronchus_lumen, an.HU_AIR)
             nodes = CapsuleSet(h.node_centres, h.node_centres + 1e-3, h.node_radii, h.node_radii)
             _draw(volume, geom, scratch, nodes, h.node_hu + (15.0 if anat.contrast else 0.0))
