@@ -2,7 +2,7 @@
 
 Stages, lowest first (DESIGN.md, "The pipeline")::
 
-    lungcad, types, contracts, config, config_checks, errors, log, seeding, fileio   (the base)
+    lungcad, types, contracts, config, config_checks, config_synth, errors, log, seeding, fileio   (the base)
     < io < preprocess < annotations < synth < data < model < infer < evaluate < train < report < service < cli
 
 ``train`` sits above ``infer`` and ``evaluate`` although the data flows the other way (a trained model is what
@@ -33,7 +33,18 @@ import lungcad
 
 PACKAGE_DIR = Path(lungcad.__file__).parent
 MAX_LINES = 400
-BASE = ("lungcad", "types", "contracts", "config", "config_checks", "errors", "log", "seeding", "fileio")
+BASE = (
+    "lungcad",
+    "types",
+    "contracts",
+    "config",
+    "config_checks",
+    "config_synth",
+    "errors",
+    "log",
+    "seeding",
+    "fileio",
+)
 STAGES = (
     "io",
     "preprocess",

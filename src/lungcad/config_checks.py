@@ -8,6 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
+
+class _Section(BaseModel):
+    """Base of every configuration section: unknown keys refused, assignments validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
 # Sliding-window sides (voxels at the 1 mm working grid).  Why these bounds:
 # * >= 32: the window must hold the largest nodule the detector reports (30 mm) with context around it;
 #   at 32 the bottleneck of the default network (stride 16) is 2 x 2 x 2.  A 7^3 window runs (the model

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from lungcad.annotations.lungrads import is_actionable, lung_rads_category
-from lungcad.annotations.model import LidcRead, LunaAnnotation, NoduleGT, as_lung_rads
+from lungcad.annotations.model import LidcRead, LunaAnnotation
 from lungcad.config import SynthConfig
 from lungcad.io.dicom_write import SeriesUids, derive_series_uids
 from lungcad.synth import anatomy as an
@@ -30,70 +30,19 @@ from lungcad.synth.anatomy import Anatomy, sample_anatomy
 from lungcad.synth.geometry import ScanGeometry, sample_geometry, scan_rngs
 from lungcad.synth.lesions import RenderedLesion, render_lesion
 from lungcad.synth.masses import sample_mass
-from lungcad.synth.nodules import NoduleLocation, NoduleShape, NoduleSpec, sample_lesions
+from lungcad.synth.nodules import NoduleSpec, sample_lesions
 from lungcad.synth.raster import mix_into, render_capsules, splat_segments, to_grid_mm
 from lungcad.synth.readers import ReaderOutcome, simulate_readers
 from lungcad.synth.realism import Realism
 from lungcad.synth.skeleton import CapsuleSet, clavicles, ribs
+from lungcad.synth.synth_nodule import SynthNodule
 from lungcad.synth.thorax import render_anatomy
 from lungcad.synth.vessels import VEIN, VesselTree, build_vessels
-from lungcad.types import CTVolume, LungRads, SeriesMetadata, Texture, stable_hash
+from lungcad.types import CTVolume, SeriesMetadata, Texture, stable_hash
 
 GENERATOR_VERSION = "1.0"
 # Vessels thinner than this fraction of the pixel are splatted as lines of mass (see ``raster``).
 SPLAT_RADIUS_FRACTION = 0.6
-
-
-@dataclass(frozen=True, kw_only=True)
-class SynthNodule(NoduleGT):
-    """Ground truth of one lesion (>= 3 mm nodule or < 3 mm micronodule): a ``NoduleGT`` and what the
-    generator knows about it.
-
-    Inherited: ``center_xyz_mm`` (world, LUNA16 order), ``diameter_mm`` (nominal diameter, the LUNA16
-    column), ``actionable`` (triage label: Lung-RADS >= 4A or malignancy >= 4), ``texture`` and ``label``
-    (its value in ``SynthScan.label``).  ``lung_rads`` is a ``LungRads`` (a string is turned into it).
-    """
-
-    center_zyx_vox: tuple[float, float, float]
-    volume_mm3: float  # labelled voxels x voxel volume
-    shape: NoduleShape
-    location: NoduleLocation
-    fissure: bool  # juxtapleural against a fissure
-    malignancy: int  # 1-5
-    lung_rads: LungRads
-    characteristics: dict[str, int] = field(hash=False)
-    micronodule: bool
-    readers_contoured: int
-    readers_pointed: int
-    accepted: bool  # listed in annotations.csv (>= 3 mm, contoured by >= reader_agreement_min readers)
-    mass: bool = False  # a mass (>= 30 mm, ``lungcad.synth.masses``)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        object.__setattr__(self, "lung_rads", as_lung_rads(self.lung_rads, "synthetic nodule"))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "label": self.label,
-            "center_xyz_mm": list(self.center_xyz_mm),
-            "center_zyx_vox": list(self.center_zyx_vox),
-            "diameter_mm": self.diameter_mm,
-            "volume_mm3": self.volume_mm3,
-            "texture": self.texture.value if self.texture else None,
-            "shape": self.shape.value,
-            "location": self.location.value,
-            "fissure": self.fissure,
-            "malignancy": self.malignancy,
-            "lung_rads": self.lung_rads.value,
-            "actionable": self.actionable,
-            "characteristics": dict(self.characteristics),
-            "micronodule": self.micronodule,
-            "readers_contoured": self.readers_contoured,
-            "readers_pointed": self.readers_pointed,
-            "accepted": self.accepted,
-            # only masses carry the key: manifests of cohorts without masses stay byte-identical
-            **({"mass": True} if self.mass else {}),
-        }
 
 
 @dataclass(frozen=True, eq=False)
