@@ -26,7 +26,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from lungcad.errors import InputError
 
-SchemaVersion = Literal["2.0"]
+SchemaVersion = Literal["2.1"]
 SCHEMA_VERSION: str = get_args(SchemaVersion)[0]
 
 # Every contract class: unknown keys are an error, and the serialisation schema lists every field as

@@ -18,14 +18,14 @@ from lungcad.infer.properties import equivalent_diameter
 from lungcad.io.image import save_volume
 from lungcad.model.bundle import ModelBundle, save_bundle
 from lungcad.model.unet import LungUNet
-from lungcad.types import CheckStatus, CTVolume, DiameterSource, LungRads, ScanStatus, Texture
+from lungcad.types import SCHEMA_VERSION, CheckStatus, CTVolume, DiameterSource, LungRads, ScanStatus, Texture
 from tests.conftest import REPO, make_phantom
 
 SLAB = REPO / "tests" / "data" / "lidc_slab_0001"
 
 
 def published_schema() -> dict:
-    return json.loads((REPO / "docs" / "schema" / "scan_result-2.0.json").read_text())
+    return json.loads((REPO / "docs" / "schema" / f"scan_result-{SCHEMA_VERSION}.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_detect_cli_writes_outputs(
     captured = capsys.readouterr()
     doc = json.loads(captured.out)
     jsonschema.validate(doc, published_schema())  # stdout is exactly a result document of schema 2.0
-    assert doc["schema_version"] == "2.0" and "findings" in doc and "outputs" not in doc
+    assert doc["schema_version"] == SCHEMA_VERSION and "findings" in doc and "outputs" not in doc
     assert f"wrote result: {tmp_path / 'o' / 'result.json'}" in " ".join(captured.err.split())
     assert json.loads((tmp_path / "o" / "result.json").read_text()) == doc
     assert (tmp_path / "o" / "result.json").exists() and (tmp_path / "o" / "candidates.csv").exists()
