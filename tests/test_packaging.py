@@ -77,7 +77,7 @@ def test_wheel_in_a_fresh_venv_detects_with_the_shipped_model(tmp_path: Path) ->
     lungcad = str(venv / "bin" / "lungcad")  # the installed console script (its shebang: the fresh venv)
     out = _run([lungcad, "detect", str(SLAB), "--json"], cwd=tmp_path, env=env).stdout
     doc = json.loads(out)
-    assert doc["model_id"] == "lungcad-default" and doc["schema_version"] == "2.0"
+    assert doc["model_id"] == "lungcad-default" and doc["schema_version"] == "2.1"
     centre, diameter = LUNA16_NODULE
     hits = [
         f for f in doc["findings"] if np.linalg.norm(np.subtract(f["center_xyz_mm"], centre)) < diameter / 2
