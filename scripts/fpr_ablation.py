@@ -2,11 +2,13 @@
 
     python scripts/fpr_ablation.py --model M.pt --out eval_out/ablation.json cohorts/test cohorts/eval11 ...
 
-With the stage on, ``Finding.probability`` is the stage's and ``Finding.detector_probability`` the first
-stage's, over the *same* candidates: so one pass gives both FROCs exactly (the "off" column equals
-``lungcad evaluate`` with ``LUNGCAD_INFER__FP_REDUCTION=false``).  Cohorts are read in the evaluation view
-(LUNA16: nodules accepted by >= 3 readers; the rest excluded).  Per scan it also lists the false positives
-at the report threshold and the matched nodules' probabilities and diameters, for the real scans.
+The detector runs with the stage's rule set to "stacked": ``Finding.probability`` is then the stage's output
+and ``Finding.detector_probability`` the first stage's, over the *same* candidates, so one pass gives every
+column exactly: "off" (the detector alone, = ``lungcad evaluate`` with ``LUNGCAD_INFER__FP_REDUCTION=false``),
+"stacked" (the stage's output) and "min" (the lower of the two: the shipped cascade rule).  Cohorts are
+read in the evaluation view (LUNA16: nodules accepted by >= 3 readers; the rest excluded).  Per scan it
+also lists the false positives at the report threshold and the matched nodules' probabilities and
+diameters, for the real scans.
 """
 
 from __future__ import annotations
@@ -24,22 +26,22 @@ from lungcad.evaluate.matching import FindingStatus, excluded_arrays, luna16_mat
 from lungcad.evaluate.runner import run_cohort
 from lungcad.fileio import atomic_write_json
 from lungcad.infer.detector import Detector
+from lungcad.model.bundle import load_bundle
+
+SCORES = {
+    "off": lambda f: f.detector_probability if f.detector_probability is not None else f.probability,
+    "stacked": lambda f: f.probability,
+    "min": lambda f: (
+        min(f.probability, f.detector_probability) if f.detector_probability is not None else f.probability
+    ),
+}
 
 
 def _scan_row(rec, findings, threshold: float) -> dict:  # noqa: ANN001 - script
     xyz = np.asarray([f.center_xyz_mm for f in findings]).reshape(-1, 3)
     row: dict = {"scan_id": rec.scan_id, "nodules": len(rec.nodules)}
-    for name, probs in (
-        ("on", [f.probability for f in findings]),
-        (
-            "off",
-            [
-                f.detector_probability if f.detector_probability is not None else f.probability
-                for f in findings
-            ],
-        ),
-    ):
-        p = np.asarray(probs, dtype=float)
+    for name, score in SCORES.items():
+        p = np.asarray([score(f) for f in findings], dtype=float)
         m = luna16_match(
             np.asarray([n.center_xyz_mm for n in rec.nodules]).reshape(-1, 3),
             np.asarray([n.diameter_mm for n in rec.nodules]),
@@ -63,27 +65,28 @@ def _scan_row(rec, findings, threshold: float) -> dict:  # noqa: ANN001 - script
 
 
 def ablate(model: str, cohorts: list[str], threshold: float) -> dict:
-    detector = Detector.load(model)
-    out: dict = {"model": model, "model_version": detector.bundle.model_version, "cohorts": {}}
+    bundle = load_bundle(model)
+    if bundle.fpr is not None:
+        bundle.fpr.combine_rule = "stacked"
+    detector = Detector(bundle)
+    out: dict = {"model": model, "model_version": bundle.model_version, "cohorts": {}}
     for cohort in cohorts:
         t0 = time.perf_counter()
         records = read_cohort(cohort, evaluation=True)
         run = run_cohort(detector, records, show_progress=False)
         doc: dict = {"scans": len(run.scans), "failed": [f.scan_id for f in run.failed]}
-        for name in ("on", "off"):
-            scans = []
-            for ev in run.scans:
-                fs = ev.result.findings
-                if name == "off":
-                    fs = [
-                        replace(f, probability=f.detector_probability)
-                        if f.detector_probability is not None
-                        else f
-                        for f in fs
-                    ]
-                scans.append(ScanDetections(ev.record.scan_id, ev.record.nodules, ev.record.excluded, fs))
+        rows = [_scan_row(ev.record, ev.result.findings, threshold) for ev in run.scans]
+        for name, score in SCORES.items():
+            scans = [
+                ScanDetections(
+                    ev.record.scan_id,
+                    ev.record.nodules,
+                    ev.record.excluded,
+                    [replace(f, probability=score(f)) for f in ev.result.findings],
+                )
+                for ev in run.scans
+            ]
             froc = froc_of_detections(scans, bootstrap_samples=1000)
-            rows = [_scan_row(ev.record, ev.result.findings, threshold) for ev in run.scans]
             doc[name] = {
                 "cpm": None if froc is None else round(froc.cpm, 4),
                 "cpm_ci": None
@@ -95,7 +98,7 @@ def ablate(model: str, cohorts: list[str], threshold: float) -> dict:
         doc["per_scan"] = rows
         doc["seconds"] = round(time.perf_counter() - t0, 1)
         out["cohorts"][cohort] = doc
-        print(cohort, {k: doc[k] for k in ("on", "off")}, flush=True)
+        print(cohort, {k: doc[k] for k in SCORES}, flush=True)
     return out
 
 

@@ -104,6 +104,8 @@ def test_detector_uses_the_stage_and_can_turn_it_off(with_fpr: Path) -> None:
     by_centre = {f.center_xyz_mm: f.probability for f in first.findings}
     for f in on.findings:
         assert f.detector_probability == pytest.approx(by_centre[f.center_xyz_mm], abs=1e-5)
+        # the default cascade rule: the second stage may only lower a probability
+        assert f.probability <= f.detector_probability + 1e-5
     probs = [f.probability for f in on.findings]
     assert probs == sorted(probs, reverse=True)
     assert probs != [f.probability for f in first.findings]
@@ -118,3 +120,14 @@ def test_train_fpr_cli_refuses_a_bad_out(tmp_path: Path, capsys: pytest.CaptureF
 def test_config_switch_exists() -> None:
     assert load_config(environ={}).infer.fp_reduction is True
     assert load_config(environ={"LUNGCAD_INFER__FP_REDUCTION": "false"}).infer.fp_reduction is False
+
+
+def test_combine_rules() -> None:
+    stage = FprModel(FprNet())
+    first, second = np.array([0.9, 0.2, 0.6]), np.array([0.3, 0.8, 0.6])
+    assert stage.combine(first, second).tolist() == [0.3, 0.2, 0.6]  # "min": a cascade
+    stage.combine_rule = "stacked"
+    assert stage.combine(first, second).tolist() == [0.3, 0.8, 0.6]
+    assert FprModel.from_payload(stage.to_payload()).combine_rule == "stacked"
+    old_payload = {k: v for k, v in stage.to_payload().items() if k != "combine_rule"}
+    assert FprModel.from_payload(old_payload).combine_rule == "min"

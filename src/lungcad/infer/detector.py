@@ -274,8 +274,9 @@ class Detector:
         return self.bundle.fpr if self.cfg.infer.fp_reduction else None
 
     def _second_stage(self, pre: Preprocessed, candidates: list[Finding], first: list[float]) -> list[float]:
-        """Final probabilities of ``candidates``: the FPR stage's (calibrated, it stacks the detector's score
-        with its own view of a crop around each candidate), or the calibrated detector score without one."""
+        """Final probabilities of ``candidates``: the FPR stage's (calibrated; it stacks the detector's score
+        with its own view of a crop around each candidate) combined with the calibrated detector score by the
+        stage's rule (``FprModel.combine``), or the calibrated detector score without a stage."""
         if self.fpr is None or not candidates:
             return first
         probs = rescore(
@@ -286,4 +287,4 @@ class Detector:
             np.asarray([f.diameter_mm for f in candidates]),
             bf16=self.bf16,
         )
-        return [float(p) for p in probs]
+        return [float(p) for p in self.fpr.combine(np.asarray(first), probs)]
