@@ -50,8 +50,15 @@ def _scan_row(rec, findings, threshold: float) -> dict:  # noqa: ANN001 - script
             *excluded_arrays(rec.excluded),
         )
         fp = [i for i, s in enumerate(m.status) if s is FindingStatus.FALSE_POSITIVE and p[i] >= threshold]
+        # strict: every finding at the threshold that hits no nodule, excluded findings included (what a
+        # reader counts as marks that are not LUNA16 nodules)
+        strict = [
+            i for i, s in enumerate(m.status) if s is not FindingStatus.TRUE_POSITIVE and p[i] >= threshold
+        ]
+        strict = [i for i in strict if m.status[i] is not FindingStatus.DUPLICATE]
         row[name] = {
             "fp_at_threshold": len(fp),
+            "marks_not_nodules_at_threshold": len(strict),
             "fp_probabilities": sorted((round(float(p[i]), 3) for i in fp), reverse=True),
             "nodules": [
                 None
