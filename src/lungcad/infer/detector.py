@@ -21,13 +21,13 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from lungcad.annotations.lungrads import lung_rads_category, scan_priority
+from lungcad.annotations.lungrads import scan_priority
 from lungcad.config import LungcadConfig
 from lungcad.errors import InputError
 from lungcad.infer.candidates import candidates_from_prediction
 from lungcad.infer.fpr import rescore
 from lungcad.infer.masses import mass_findings, merge_masses
-from lungcad.infer.properties import headline_size, measure_nodule
+from lungcad.infer.properties import headline_size, measure_nodule, measured_fields
 from lungcad.infer.sliding import VolumePrediction, predict_volume
 from lungcad.io import load_ct
 from lungcad.log import log_stage
@@ -37,10 +37,7 @@ from lungcad.preprocess.pipeline import Preprocessed, preprocess_ct
 from lungcad.types import (
     CheckStatus,
     CTVolume,
-    DiameterEstimates,
     Finding,
-    HUStats,
-    MaskRef,
     ScanResult,
     ScanStatus,
 )
@@ -237,32 +234,16 @@ class Detector:
             # estimate let a 2.4 mm headline (segmentation) through when the size head said 3.5 mm.
             if size.diameter_mm < i.min_diameter_mm:
                 continue
-            category = lung_rads_category(size.diameter_mm, m.texture, m.solid_diameter_mm or None)
             out.append(
                 Finding(
                     center_xyz_mm=f.center_xyz_mm,
                     center_zyx_vox=tuple(float(v) for v in volume.world_to_voxel(f.center_xyz_mm)),
-                    diameter_mm=size.diameter_mm,
-                    volume_mm3=size.volume_mm3,
                     probability=p,
                     detector_probability=None if self.fpr is None else round(p1, 5),
-                    texture=m.texture,
                     triage_probability=float(tri_cal(f.triage_probability or 0.0)),
-                    lung_rads=category,
                     raw_probability=round(f.probability, 5),
                     raw_triage_probability=round(f.triage_probability or 0.0, 5),
-                    diameters=DiameterEstimates(
-                        source=size.source,
-                        size_head_mm=round(f.diameter_mm, 2),
-                        segmentation_mm=None if m.diameter_mm is None else round(m.diameter_mm, 2),
-                    ),
-                    hu_stats=HUStats(mean_hu=round(m.mean_hu, 1), max_hu=round(m.max_hu, 1)),
-                    solid_component_mm=round(m.solid_diameter_mm, 2),
-                    mask_ref=None
-                    if m.mask_box is None
-                    else MaskRef(m.mask_box[0], tuple(int(n) for n in m.mask_box[1].shape)),  # type: ignore[arg-type]
-                    center_zyx_preprocessed=tuple(round(float(v), 2) for v in f.center_zyx_vox),  # type: ignore[arg-type]
-                    mask=m.mask_box[1] if m.mask_box else None,
+                    **measured_fields(m, size, f.diameter_mm, np.asarray(f.center_zyx_vox)),  # type: ignore[arg-type]
                 )
             )
         # the second stage re-orders the candidates: the list (and the FROC's top 100) is by final probability

@@ -38,10 +38,15 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from lungcad.annotations.lungrads import lung_rads_category
-from lungcad.contracts import MASS_DIAMETER_MM, DiameterEstimates, Finding, HUStats, MaskRef
+from lungcad.contracts import MASS_DIAMETER_MM, Finding
 from lungcad.infer.peaks import find_peaks, merge_close
-from lungcad.infer.properties import HeadlineSize, NoduleMeasure, headline_size, measure_nodule
+from lungcad.infer.properties import (
+    HeadlineSize,
+    NoduleMeasure,
+    headline_size,
+    measure_nodule,
+    measured_fields,
+)
 from lungcad.infer.sliding import predict_volume
 
 MAX_MASSES = 10  # candidates kept from the shrunk heatmap (a scan rarely has more than one or two masses)
@@ -184,27 +189,12 @@ def mass_findings(predictor, volume, pre, infer, bundle, bf16: bool) -> list[Fin
             Finding(
                 center_xyz_mm=tuple(float(v) for v in world),
                 center_zyx_vox=tuple(float(v) for v in volume.world_to_voxel(world)),
-                diameter_mm=size.diameter_mm,
-                volume_mm3=size.volume_mm3,
                 probability=float(bundle.detection_calibrator(c.raw_probability)),
-                texture=m.texture,
                 triage_probability=float(bundle.triage_calibrator(c.triage_probability)),
-                lung_rads=lung_rads_category(size.diameter_mm, m.texture, m.solid_diameter_mm or None),
                 raw_probability=round(c.raw_probability, 5),
                 raw_triage_probability=round(c.triage_probability, 5),
-                diameters=DiameterEstimates(
-                    source=size.source,
-                    size_head_mm=round(c.size_head_mm, 2),
-                    segmentation_mm=None if m.diameter_mm is None else round(m.diameter_mm, 2),
-                ),
-                hu_stats=HUStats(mean_hu=round(m.mean_hu, 1), max_hu=round(m.max_hu, 1)),
-                solid_component_mm=round(m.solid_diameter_mm, 2),
-                mask_ref=None
-                if m.mask_box is None
-                else MaskRef(m.mask_box[0], tuple(int(n) for n in m.mask_box[1].shape)),
-                center_zyx_preprocessed=tuple(round(float(v), 2) for v in c.center_zyx_vox),
                 lesion_kind="mass" if size.diameter_mm >= MASS_DIAMETER_MM else "nodule",
-                mask=m.mask_box[1] if m.mask_box else None,
+                **measured_fields(m, size, c.size_head_mm, np.asarray(c.center_zyx_vox)),  # type: ignore[arg-type]
             )
         )
     return out

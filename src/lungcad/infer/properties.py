@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from lungcad.annotations.lungrads import lung_rads_category
+from lungcad.contracts import DiameterEstimates, HUStats, MaskRef
 from lungcad.types import DiameterSource, Texture
 
 SOLID_HU = -300.0
@@ -154,3 +156,29 @@ def measure_nodule(
         solid_diameter_mm=equivalent_diameter(solid_volume) if solid_volume else 0.0,
         mask_box=(tuple(int(v) for v in lo), comp),  # type: ignore[arg-type]
     )
+
+
+def measured_fields(
+    m: NoduleMeasure, size: HeadlineSize, size_head_mm: float, center_zyx_preprocessed: np.ndarray
+) -> dict[str, object]:
+    """The ``Finding`` fields that come from a measurement, shared by the nodule and the mass findings:
+    headline diameter and volume, texture, Lung-RADS, the diameter estimates, HU statistics, the solid
+    component, the mask (and its reference) and the centre on the preprocessed grid."""
+    return {
+        "diameter_mm": size.diameter_mm,
+        "volume_mm3": size.volume_mm3,
+        "texture": m.texture,
+        "lung_rads": lung_rads_category(size.diameter_mm, m.texture, m.solid_diameter_mm or None),
+        "diameters": DiameterEstimates(
+            source=size.source,
+            size_head_mm=round(size_head_mm, 2),
+            segmentation_mm=None if m.diameter_mm is None else round(m.diameter_mm, 2),
+        ),
+        "hu_stats": HUStats(mean_hu=round(m.mean_hu, 1), max_hu=round(m.max_hu, 1)),
+        "solid_component_mm": round(m.solid_diameter_mm, 2),
+        "mask_ref": None
+        if m.mask_box is None
+        else MaskRef(m.mask_box[0], tuple(int(n) for n in m.mask_box[1].shape)),
+        "center_zyx_preprocessed": tuple(round(float(v), 2) for v in center_zyx_preprocessed),
+        "mask": m.mask_box[1] if m.mask_box else None,
+    }

@@ -138,6 +138,21 @@ def _worker(cfg_json: str, index: int, out_dir: str, fmt: Format) -> dict[str, A
     return entry | {"_seconds": time.perf_counter() - start}
 
 
+def write_luna16_lists(entries: list[dict[str, Any]], out: Path) -> tuple[str, ...]:
+    """``annotations.csv``, ``annotations_excluded.csv`` and ``seriesuids.csv`` of a cohort's manifest
+    entries (each with ``series_uid``, ``annotations`` and ``excluded`` rows of x, y, z, diameter mm) in
+    ``out``; returns their names (the manifest checksums them)."""
+    rows, excluded = [], []
+    for e in entries:
+        uid = e["series_uid"]
+        rows += [LunaAnnotation(uid, *r) for r in e["annotations"]]
+        excluded += [LunaAnnotation(uid, *r) for r in e["excluded"]]
+    write_luna16_annotations(rows, out / "annotations.csv")
+    write_luna16_annotations(excluded, out / "annotations_excluded.csv")
+    write_luna16_seriesuids([e["series_uid"] for e in entries], out / "seriesuids.csv")
+    return ("annotations.csv", "annotations_excluded.csv", "seriesuids.csv")
+
+
 def generate_cohort(
     cfg: SynthConfig,
     out_dir: str | Path,
@@ -267,15 +282,7 @@ def _progress(enabled: bool):
 def _write_cohort_files(
     cfg: SynthConfig, out: Path, fmt: Format, entries: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    rows, excluded = [], []
-    for e in entries:
-        uid = e["series_uid"]
-        rows += [LunaAnnotation(uid, *r) for r in e["annotations"]]
-        excluded += [LunaAnnotation(uid, *r) for r in e["excluded"]]
-    write_luna16_annotations(rows, out / "annotations.csv")
-    write_luna16_annotations(excluded, out / "annotations_excluded.csv")
-    write_luna16_seriesuids([e["series_uid"] for e in entries], out / "seriesuids.csv")
-    top = ("annotations.csv", "annotations_excluded.csv", "seriesuids.csv")
+    top = write_luna16_lists(entries, out)
     manifest = {
         "generator": "lungcad synth",
         "generator_version": GENERATOR_VERSION,

@@ -32,16 +32,14 @@ from typing import Any
 
 import numpy as np
 
-from lungcad.annotations.luna16 import write_luna16_annotations, write_luna16_seriesuids
 from lungcad.annotations.lungrads import is_actionable, lung_rads_category
-from lungcad.annotations.model import LunaAnnotation
 from lungcad.config import SynthConfig
 from lungcad.errors import InputError
 from lungcad.fileio import atomic_write_json
 from lungcad.io.dicom_write import derive_series_uids
 from lungcad.io.image import save_volume
 from lungcad.log import get_logger, log_stage
-from lungcad.synth.cohort import MANIFEST, PARTIAL, sha256_file
+from lungcad.synth.cohort import MANIFEST, PARTIAL, sha256_file, write_luna16_lists
 from lungcad.synth.hybrid_host import Host, analyse_host
 from lungcad.synth.hybrid_render import insert_lesion
 from lungcad.synth.hybrid_sites import DEFAULT_SITE_MIX, SITE_KINDS, SiteChooser, SiteKind
@@ -328,14 +326,7 @@ def generate_hybrid_cohort(
             vol, label, entry = generate_hybrid_scan(host, cfg, seed, bi, j, len(entries), mix)
             entries.append(_write_scan(vol, label, entry, root))
             log_stage("hybrid_scan", time.perf_counter() - t1, "lungcad.synth", index=entry["index"])
-    rows, excluded = [], []
-    for e in entries:
-        rows += [LunaAnnotation(e["series_uid"], *r) for r in e["annotations"]]
-        excluded += [LunaAnnotation(e["series_uid"], *r) for r in e["excluded"]]
-    write_luna16_annotations(rows, root / "annotations.csv")
-    write_luna16_annotations(excluded, root / "annotations_excluded.csv")
-    write_luna16_seriesuids([e["series_uid"] for e in entries], root / "seriesuids.csv")
-    top = ("annotations.csv", "annotations_excluded.csv", "seriesuids.csv")
+    top = write_luna16_lists(entries, root)
     manifest = {
         "generator": "lungcad synth --background",
         "generator_version": HYBRID_VERSION,
