@@ -34,7 +34,12 @@ LIDC0002_SUBPATH = Path("lidc") / "LIDC-IDRI-0002"  # patient folder: the loader
 
 MIN_COMPARED_PROBABILITY = 0.1
 TOLERANCES: dict[str, float] = {
-    "position_mm": 1.0,  # world centre distance
+    "position_mm": 1.0,  # world centre distance: <= max(position_mm, position_rel * golden diameter)
+    # Why relative: the heatmap's voxels are 2 mm, and on the saturated plateau (p = 1.0) of a large nodule
+    # which of two neighbours wins the peak depends on the machine's bf16 rounding.  LIDC-IDRI-0001's
+    # 23 mm nodule came out one head voxel (2.0 mm) apart on two machines at the same commit; 0.1 x 24 mm
+    # = 2.4 mm admits that, while a 10 mm nodule keeps the 1 mm tolerance.
+    "position_rel": 0.1,
     "diameter_abs_mm": 0.5,  # |d - d0| <= max(abs, rel * d0)
     "diameter_rel": 0.05,
     "volume_abs_mm3": 5.0,
@@ -198,7 +203,8 @@ def _match(golden: list[dict[str, Any]], current: list[dict[str, Any]]) -> dict[
     used_c: set[int] = set()
     out: dict[int, int] = {}
     for d, i, j in pairs:
-        if d > TOLERANCES["position_mm"] or i in used_g or j in used_c:
+        limit = max(TOLERANCES["position_mm"], TOLERANCES["position_rel"] * golden[i]["diameter_mm"])
+        if d > limit or i in used_g or j in used_c:
             continue
         used_g.add(i)
         used_c.add(j)

@@ -52,3 +52,27 @@ def test_compare_sees_a_moved_finding_and_ignores_noise() -> None:
     assert any("new finding" in d for d in compare(base, moved))
     bigger = base | {"findings": [f | {"diameter_mm": 11.0}]}
     assert compare(base, bigger) == ["finding 1: diameter 10.0 -> 11.0 mm"]
+
+
+def test_position_tolerance_grows_with_the_nodule() -> None:
+    f = {
+        "center_xyz_mm": [0.0, 0.0, 0.0],
+        "diameter_mm": 24.0,
+        "volume_mm3": 7000.0,
+        "probability": 1.0,
+        "triage_probability": 0.9,
+        "texture": "solid",
+        "lung_rads": "4B",
+    }
+    base = {
+        "status": "ok",
+        "verdict": "pass",
+        "priority": "4B",
+        "checks": {},
+        "n_candidates": 10,
+        "findings": [f],
+    }
+    one_head_voxel = base | {"findings": [f | {"center_xyz_mm": [2.0, 0.0, 0.0]}]}
+    assert compare(base, one_head_voxel) == []  # 2.0 <= 0.1 x 24 mm
+    further = base | {"findings": [f | {"center_xyz_mm": [2.5, 0.0, 0.0]}]}
+    assert any("is gone" in d for d in compare(base, further))
