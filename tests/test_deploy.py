@@ -181,6 +181,12 @@ def test_compose_uses_only_real_service_settings(compose: dict) -> None:
     assert unknown_settings(used) == set(), "variables the service would silently ignore"
 
 
+def test_the_deploy_guide_names_only_real_settings() -> None:
+    used = set(VAR_RE.findall((ROOT / "docs/deploy.md").read_text()))
+    assert {"LUNGCAD_SECRET_KEY", "LUNGCAD_BEHIND_PROXY", "LUNGCAD_DATABASE_URL"} <= used
+    assert unknown_settings(used) == set()
+
+
 def test_compose_database_and_queue_urls(compose: dict) -> None:
     env = compose["services"]["api"]["environment"]
     assert env["LUNGCAD_DATABASE_URL"].startswith("postgresql+psycopg://lungcad:${POSTGRES_PASSWORD:?")
