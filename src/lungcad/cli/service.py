@@ -1,4 +1,4 @@
-"""``lungcad serve``, ``lungcad worker`` and ``lungcad admin create-key | list-keys | revoke-key | rotate-key
+"""``lungcad serve``, ``lungcad worker``, ``lungcad dicom-listener`` and ``lungcad admin create-key |
 | migrate``: the service's processes.
 
 Thin entry points: each parses its options into ``ServiceSettings`` (``lungcad.service.settings
@@ -94,6 +94,51 @@ def worker(
     from lungcad.service.jobs.worker import run_worker
 
     run_worker(settings, threads=settings.worker_threads)
+
+
+def dicom_listener(
+    data_dir: Path | None = typer.Option(None, "--data-dir", help=_DATA_DIR_HELP),
+    ae_title: str | None = typer.Option(
+        None, "--ae-title", help="the listener's AE title [default: LUNGCAD]"
+    ),
+    host: str | None = typer.Option(None, "--host", help="address to listen on [default: 127.0.0.1]"),
+    port: int | None = typer.Option(None, "--port", help="TCP port [default: 11112]"),
+    allowed_aet: list[str] | None = typer.Option(
+        None, "--allowed-aet", help="a calling AE title to accept (repeat it); default: any"
+    ),
+    stable_seconds: float | None = typer.Option(
+        None, "--stable-seconds", help="a study is complete after this many quiet seconds [default: 30]"
+    ),
+    database_url: str | None = typer.Option(None, "--database-url", help=_DB_HELP),
+    queue_url: str | None = typer.Option(None, "--queue-url", help=_QUEUE_HELP),
+) -> None:
+    """Run the DICOM listener (C-STORE SCP for CT images, C-ECHO) until SIGTERM or Ctrl-C.
+
+    Received studies are stored as uploads are; each one is analysed once no instance of it arrived for
+    ``--stable-seconds``.
+    """
+    settings = _settings(
+        data_dir,
+        dicom_ae_title=ae_title,
+        dicom_host=host,
+        dicom_port=port,
+        dicom_allowed_aets=tuple(allowed_aet) if allowed_aet else None,
+        dicom_stable_s=stable_seconds,
+        database_url=database_url,
+        queue_url=queue_url,
+    )
+    from lungcad.service.dicom_listener import run_listener
+
+    def started(listener: Any) -> None:
+        callers = ", ".join(listener.allowed_aets) or "any calling AE"
+        err_console.print(
+            f"lungcad DICOM listener {escape(listener.ae_title)} on {listener.host}:{listener.port} "
+            f"(accepts {escape(callers)}; data {escape(str(settings.data_dir))})",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    run_listener(settings, on_start=started)
 
 
 def create_key(
@@ -247,6 +292,7 @@ def register(app: typer.Typer) -> None:
     """Add ``serve``, ``worker`` and the ``admin`` group to ``app``."""
     app.command()(serve)
     app.command()(worker)
+    app.command("dicom-listener")(dicom_listener)
     admin = typer.Typer(help="Service administration: API keys, database migrations.", no_args_is_help=True)
     admin.command("create-key")(create_key)
     admin.command("list-keys")(list_keys)

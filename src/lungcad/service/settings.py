@@ -14,9 +14,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from lungcad.errors import ConfigError
 
@@ -25,6 +25,13 @@ DEFAULT_SECRET = "change-me"
 MIN_SECRET_CHARS = 32
 MiB = 1024 * 1024
 GiB = 1024 * MiB
+
+
+# an AE title (PS3.5 6.2, VR AE): 1-16 printable ASCII characters, no backslash, not all spaces
+AETitle = Annotated[
+    str, StringConstraints(min_length=1, max_length=16, pattern=r"^[ -\[\]-~]*[!-\[\]-~][ -\[\]-~]*$")
+]
+_LIST_FIELDS = ("cors_origins", "dicom_allowed_aets")  # comma-separated in the environment
 
 
 class ServiceSettings(BaseModel):
@@ -66,6 +73,12 @@ class ServiceSettings(BaseModel):
     ssl_certfile: str = Field("", description="PEM certificate (chain): serve HTTPS; empty: plain HTTP")
     ssl_keyfile: str = Field("", description="PEM private key of ssl_certfile")
     behind_proxy: bool = Field(False, description="TLS ends at a reverse proxy (X-Forwarded-Proto trusted)")
+    # the DICOM listener (``lungcad dicom-listener``)
+    dicom_host: str = Field("127.0.0.1", description="address the DICOM listener binds")
+    dicom_port: int = Field(11112, ge=1, le=65535, description="TCP port of the DICOM listener")
+    dicom_ae_title: AETitle = "LUNGCAD"
+    dicom_allowed_aets: tuple[AETitle, ...] = Field((), description="calling AE titles accepted; empty: any")
+    dicom_stable_s: float = Field(30.0, gt=0, description="a study is complete after this many quiet seconds")
 
     @model_validator(mode="after")
     def _check(self) -> ServiceSettings:
@@ -172,7 +185,7 @@ def load_settings(
         key = ENV_PREFIX + name.upper()
         if key in env:
             raw = env[key]
-            values[name] = tuple(v for v in raw.split(",") if v) if name == "cors_origins" else raw
+            values[name] = tuple(v for v in raw.split(",") if v) if name in _LIST_FIELDS else raw
     if data_dir is not None:
         values["data_dir"] = data_dir
     values.update({k: v for k, v in overrides.items() if v is not None})
