@@ -111,7 +111,7 @@ def test_a_non_ct_sop_class_is_refused(listener: DicomListener) -> None:
     finally:
         assoc.release()
     time.sleep(STABLE_S + 0.3)
-    assert stored(listener.ctx).nothing and listener.inbox.outcomes == []
+    assert stored(listener.ctx).nothing and not listener.inbox.outcomes
 
 
 def test_the_slab_is_stored_as_an_upload_then_one_analysis_is_queued(
@@ -269,3 +269,25 @@ def test_bad_listener_options_exit_2_with_the_reason(
     err = capsys.readouterr().err
     assert message in err and "Fix:" in err and "Traceback" not in err
     assert not (data / "lungcad.db").exists()  # refused before touching anything
+
+
+def test_a_storage_failure_keeps_the_files_and_retries_the_study(lctx: ServiceContext) -> None:
+    blobs = lctx.storage.blobs
+    with DicomListener(lctx, host="127.0.0.1", port=0) as scp:  # polled by hand: no thread
+        assert send(scp, slab()[:4]) == [0] * 4
+        time.sleep(STABLE_S)
+        blobs.rename(blobs.with_name("away"))
+        blobs.write_bytes(b"")  # a file where the blob folder should be: storing fails (even as root)
+        try:
+            with pytest.raises(OSError):
+                scp.poll()
+        finally:
+            blobs.unlink()
+            blobs.with_name("away").rename(blobs)
+        assert scp.inbox.pending() == [STUDY_UID]  # re-armed, the received files still there
+        assert len(list((lctx.storage.root / "dicom_inbox" / STUDY_UID).glob("*.dcm"))) == 4
+        assert stored(lctx).studies == 0
+        time.sleep(STABLE_S)
+        (out,) = scp.poll()
+    assert (out.n_stored, out.refused) == (4, None)
+    assert stored(lctx).instances == 4 and len(analyses(lctx)) == 1

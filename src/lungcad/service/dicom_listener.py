@@ -35,6 +35,7 @@ import os
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -101,7 +102,7 @@ class DicomInbox:
     ctx: ServiceContext
     stable_s: float
     root: Path = field(init=False)
-    outcomes: list[StudyOutcome] = field(default_factory=list)
+    outcomes: deque[StudyOutcome] = field(default_factory=lambda: deque(maxlen=1000))  # the latest ones
     _last: dict[str, float] = field(default_factory=dict)  # study UID -> monotonic time of the last arrival
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -150,7 +151,19 @@ class DicomInbox:
         return ready
 
     def process(self, study_uid: str) -> StudyOutcome:
-        """Ingest a stable study's inbox files as one upload, then queue one analysis if anything was new."""
+        """Ingest a stable study's inbox files as one upload, then queue one analysis if anything was new.
+
+        An unexpected error (the database or the disk failing) re-arms the study, so it is tried again
+        ``stable_s`` later, and propagates; its files stay in the inbox.
+        """
+        try:
+            return self._process(study_uid)
+        except Exception:
+            with self._lock:
+                self._last.setdefault(study_uid, time.monotonic())
+            raise
+
+    def _process(self, study_uid: str) -> StudyOutcome:
         from lungcad.service.analyses import create_analysis
         from lungcad.service.errors import ApiError
         from lungcad.service.intake import UploadPart
@@ -205,6 +218,8 @@ class DicomInbox:
         return {sop: self.ctx.storage.blob_path(blob) for sop, blob in rows}
 
     def _discard(self, files: list[Path], folder: Path) -> None:
+        # an instance re-sent while its study was being stored replaced its file, which goes too: it is
+        # a duplicate of the one just stored (the first stored copy of a SOPInstanceUID is kept anyway)
         for f in files:
             f.unlink(missing_ok=True)
         with contextlib.suppress(OSError):  # not empty: an instance arrived meanwhile, it stays
