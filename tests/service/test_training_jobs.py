@@ -27,6 +27,7 @@ from lungcad.service.settings import ServiceSettings, load_settings
 from lungcad.service.training_manager import TrainingManager
 from tests.train.conftest import tiny_config, write_tiny_cohort
 
+STEPS = 48  # steps of the pause / resume jobs
 WAIT_S = 240.0  # a training process imports torch, Lightning and MLflow on a busy 2-core machine
 
 
@@ -207,28 +208,29 @@ def test_paused_and_resumed_job_ends_with_the_uninterrupted_weights(
 ) -> None:
     cohort = _cohort(client, researcher, settings)
     manager()
-    # one epoch of 8 steps: the pause lands inside the epoch.  (A pause on an epoch's last step is resumed
+    # one epoch of 48 steps: the pause lands inside the epoch.  (A pause on an epoch's last step is resumed
     # wrongly by the trainer itself -- `lungcad train --resume` then ends at once; reported, see issue 14.)
-    full = _job(client, researcher, cohort, epochs=1, steps_per_epoch=8)
+    # 48, not 8: on a quiet machine the tiny model ran 8 steps in 1.6 s, before the pause could arrive.
+    full = _job(client, researcher, cohort, epochs=1, steps_per_epoch=STEPS)
     done = _wait(client, researcher, full, lambda d: d["state"] == "finished", "finished")
-    assert done["progress"]["step"] == 8 and done["exit_code"] == 0 and done["attempts"] == 1
+    assert done["progress"]["step"] == STEPS and done["exit_code"] == 0 and done["attempts"] == 1
     assert done["progress"]["best_cpm"] is not None and done["progress"]["samples_per_s"] > 0
 
-    paused = _job(client, researcher, cohort, epochs=1, steps_per_epoch=8)
+    paused = _job(client, researcher, cohort, epochs=1, steps_per_epoch=STEPS)
     _wait(client, researcher, paused, lambda d: (d["progress"] or {}).get("step", 0) >= 1, "a step")
     r = client.post(f"/api/v1/training-jobs/{paused}/pause", headers=researcher)
     assert r.status_code == 200 and r.json()["command"] == "pause"
     doc = _wait(client, researcher, paused, lambda d: d["state"] == "paused", "paused")
     run = Path(settings.data_dir) / "runs" / doc["run_dir"]
     step = doc["progress"]["step"]
-    assert doc["progress"]["status"] == "paused" and 1 <= step < 8 and (run / "last.ckpt").exists()
+    assert doc["progress"]["status"] == "paused" and 1 <= step < STEPS and (run / "last.ckpt").exists()
     assert torch.load(run / "last.ckpt", weights_only=False)["global_step"] == step  # consistent checkpoint
     assert client.post(f"/api/v1/training-jobs/{paused}/pause", headers=researcher).status_code == 409
     assert (
         client.post(f"/api/v1/training-jobs/{paused}/resume", headers=researcher).json()["state"] == "queued"
     )
     doc = _wait(client, researcher, paused, lambda d: d["state"] == "finished", "finished")
-    assert doc["progress"]["step"] == 8 and doc["attempts"] == 2
+    assert doc["progress"]["step"] == STEPS and doc["attempts"] == 2
 
     a, b = _weights(Path(settings.data_dir) / "runs" / full), _weights(run)
     assert a.keys() == b.keys()
@@ -241,7 +243,7 @@ def test_paused_and_resumed_job_ends_with_the_uninterrupted_weights(
     states = [e["data"]["state"] for e in events if e["event"] == "state"]
     assert states == ["queued", "starting", "running", "paused", "queued", "starting", "running", "finished"]
     steps = [e["data"]["step"] for e in events if e["event"] == "step"]
-    assert steps == sorted(steps) and steps[-1] == 8
+    assert steps == sorted(steps) and steps[-1] == STEPS
     later = _events(client, researcher, paused, last=ids[len(ids) // 2])
     assert later == events[len(ids) // 2 + 1 :]
     logs = client.get(f"/api/v1/training-jobs/{paused}/logs?tail=5", headers=researcher)
@@ -272,9 +274,10 @@ def test_kill_9_of_the_manager_then_of_the_trainer_reported_truthfully_and_resum
             start_new_session=True,
         )
     try:
-        job = _job(client, researcher, cohort, epochs=3)  # 12 steps
-        # past the first epoch's end (4 steps): last.ckpt exists
-        doc = _wait(client, researcher, job, lambda d: (d["progress"] or {}).get("step", 0) >= 5, "step 5")
+        # 3 epochs of 24 steps (72): enough time to kill both processes before the end on a quiet machine
+        job = _job(client, researcher, cohort, epochs=3, steps_per_epoch=24)
+        # past the first epoch's end (24 steps): last.ckpt exists
+        doc = _wait(client, researcher, job, lambda d: (d["progress"] or {}).get("step", 0) >= 25, "step 25")
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     finally:
@@ -294,13 +297,13 @@ def test_kill_9_of_the_manager_then_of_the_trainer_reported_truthfully_and_resum
     doc = _wait(client, researcher, job, lambda d: d["state"] == "failed", "failed")
     assert doc["message"].startswith("training process died (exit code unknown; last step ")
     step = doc["progress"]["step"]
-    assert f"last step {step}" in doc["message"] and step >= 5
+    assert f"last step {step}" in doc["message"] and step >= 25
     run = Path(settings.data_dir) / "runs" / job
-    assert torch.load(run / "last.ckpt", weights_only=False)["global_step"] >= 4
+    assert torch.load(run / "last.ckpt", weights_only=False)["global_step"] >= 24
 
     assert client.post(f"/api/v1/training-jobs/{job}/resume", headers=researcher).status_code == 200
     doc = _wait(client, researcher, job, lambda d: d["state"] == "finished", "finished")
-    assert doc["progress"]["step"] == 12 and doc["attempts"] == 2 and doc["exit_code"] == 0
+    assert doc["progress"]["step"] == 72 and doc["attempts"] == 2 and doc["exit_code"] == 0
 
 
 @pytest.mark.slow
