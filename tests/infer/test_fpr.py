@@ -12,7 +12,7 @@ import torch
 from lungcad.cli import main
 from lungcad.config import load_config
 from lungcad.infer.detector import Detector
-from lungcad.infer.fpr import _box, candidate_crops
+from lungcad.infer.fpr import candidate_crops
 from lungcad.model.bundle import load_bundle, save_bundle, shipped_model_path
 from lungcad.model.calibration import Calibrator
 from lungcad.model.fpr import FprModel, FprNet, fpr_flops, scalar_features
@@ -23,7 +23,7 @@ SLAB = REPO / "tests" / "data" / "lidc_slab_0001"
 
 def test_box_centre_and_zero_padding() -> None:
     image = np.arange(40 * 40 * 40, dtype=np.float32).reshape(40, 40, 40)
-    box = _box(image, np.array([10.2, 20.0, 30.4]), 32)
+    box = candidate_crops(image, np.array([[10.2, 20.0, 30.4]]))[0, 0]
     # the centre voxel (10, 20, 30) sits at index 16 of each axis: box[i] = image[c - 16 + i]
     assert box[16, 16, 16] == image[10, 20, 30]
     assert box[0, 10, 10] == 0.0  # z = 10 - 16 = -6: outside, zero-padded

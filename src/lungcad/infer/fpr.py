@@ -8,20 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from lungcad.data.sampling import extract_patch
 from lungcad.model.fpr import CONTEXT_FACTOR, FINE, FprModel, scalar_features
-
-
-def _box(image: np.ndarray, centre: np.ndarray, side: int) -> np.ndarray:
-    """The ``side``^3 box of ``image`` centred on voxel ``centre`` (rounded), zero-padded where it leaves
-    the image (0 is air in the [-1000, 400] HU window).  A box of even side 32 around voxel 10 spans
-    voxels -6..25: the centre voxel sits at index 16."""
-    lo = np.round(centre).astype(int) - side // 2
-    out = np.zeros((side, side, side), dtype=np.float32)
-    src = tuple(slice(max(a, 0), min(a + side, n)) for a, n in zip(lo, image.shape, strict=True))
-    dst = tuple(slice(s.start - a, s.stop - a) for s, a in zip(src, lo, strict=True))
-    if all(s.stop > s.start for s in src):
-        out[dst] = image[src]
-    return out
 
 
 def candidate_crops(image: np.ndarray, centres_zyx: np.ndarray) -> np.ndarray:
@@ -34,8 +22,10 @@ def candidate_crops(image: np.ndarray, centres_zyx: np.ndarray) -> np.ndarray:
     big = FINE * CONTEXT_FACTOR
     f = CONTEXT_FACTOR
     for i, c in enumerate(centres):
-        out[i, 0] = _box(image, c, FINE)
-        ctx = _box(image, c, big)
+        # the centre voxel, rounded, sits at index side // 2 of each box; zero (air) outside the image
+        voxel = np.round(c).astype(int)
+        out[i, 0] = extract_patch(image, voxel, (FINE,) * 3)
+        ctx = extract_patch(image, voxel, (big,) * 3).astype(np.float32)
         out[i, 1] = ctx.reshape(FINE, f, FINE, f, FINE, f).mean(axis=(1, 3, 5))
     return out
 
