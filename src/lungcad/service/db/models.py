@@ -331,3 +331,39 @@ class WebhookDelivery(Base):
     last_status_code: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ResultDeliveryStatus(enum.StrEnum):
+    PENDING = "pending"  # waiting for its (next) attempt
+    DELIVERED = "delivered"  # the destination stored it (C-STORE success / warning, STOW-RS 200)
+    FAILED = "failed"  # a permanent refusal, or every attempt failed: not tried again
+    SKIPPED = "skipped"  # the destination wants the object but the analysis made none (no SEG: no finding)
+
+
+class ResultDelivery(Base):
+    """One DICOM object of one analysis pushed to one configured destination (``lungcad.service.delivery``),
+    and how its attempts went: the result delivery log (UIDs, statuses and error texts, never PHI)."""
+
+    __tablename__ = "result_deliveries"
+    __table_args__ = (
+        Index("ix_result_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_result_deliveries_object", "analysis_id", "destination", "object_kind", unique=True),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    analysis_id: Mapped[str] = mapped_column(ForeignKey("analyses.id", ondelete="CASCADE"), index=True)
+    destination: Mapped[str] = mapped_column(String(32))  # DeliveryDestination.name
+    kind: Mapped[str] = mapped_column(String(8))  # cstore | stowrs
+    object_kind: Mapped[str] = mapped_column(String(8))  # seg | sr | pdf
+    file: Mapped[str | None] = mapped_column(String(200))  # relative to the analysis's result folder
+    sop_instance_uid: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[ResultDeliveryStatus] = mapped_column(_enum(ResultDeliveryStatus))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    claim: Mapped[str | None] = mapped_column(String(32))  # token of the sender attempt that owns it
+    last_status: Mapped[int | None] = mapped_column(Integer)  # the DICOM status or HTTP status code
+    last_error: Mapped[str | None] = mapped_column(Text)
