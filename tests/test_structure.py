@@ -3,7 +3,8 @@
 Stages, lowest first (DESIGN.md, "The pipeline")::
 
     lungcad, types, contracts, config, config_checks, config_synth, errors, log, seeding, fileio   (the base)
-    < io < preprocess < annotations < synth < data < model < infer < evaluate < train < report < service < cli
+    < io < preprocess < annotations < synth < data < model < infer < evaluate < longitudinal < train < report
+    < service < cli
 
 ``train`` sits above ``infer`` and ``evaluate`` although the data flows the other way (a trained model is what
 ``infer`` runs): imports follow use, not data flow.  Inference needs only a network (``model``); training
@@ -54,6 +55,7 @@ STAGES = (
     "model",
     "infer",
     "evaluate",
+    "longitudinal",  # comparison with a prior scan: uses infer, rendered by report
     "train",
     "report",
     "service",
