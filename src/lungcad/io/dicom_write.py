@@ -66,6 +66,9 @@ class SeriesIdentity:
     series_number: int = 1
     series_description: str | None = None  # default: the volume's, else "lungcad synthetic chest CT"
     study_date: str = "20000101"  # DA, YYYYMMDD
+    # AcquisitionDate (0008,0022) + AcquisitionTime (0008,0032), written only when given (follow-up pairs,
+    # ``lungcad.synth.followup``), so every other series keeps its bytes
+    acquisition_date: str | None = None
 
 
 @dataclass(frozen=True)
@@ -209,6 +212,9 @@ def _set_patient_study_series(ds: Dataset, volume: CTVolume, identity: SeriesIde
     date = identity.study_date
     ds.StudyDate = ds.SeriesDate = ds.ContentDate = date
     ds.StudyTime = ds.SeriesTime = ds.ContentTime = _FIXED_TIME
+    if identity.acquisition_date is not None:
+        ds.AcquisitionDate = identity.acquisition_date
+        ds.AcquisitionTime = _FIXED_TIME
     ds.AccessionNumber = ""
     ds.Modality = "CT"
     ds.ReferringPhysicianName = ""

@@ -45,19 +45,37 @@ def scan_rngs(seed: int, index: int) -> dict[str, np.random.Generator]:
 
 @dataclass(frozen=True)
 class BodyFrame:
-    """Rigid-plus-shear map between body and world millimetres (see module docstring)."""
+    """Rigid-plus-shear map between body and world millimetres (see module docstring).
+
+    ``scale_xyz`` (follow-up scans, ``lungcad.synth.followup``): a scaling along the body axes applied
+    before ``A`` (another inspiration level), ``world = centre + A @ (scale * body)``; ``None`` is no
+    scaling (every single-timepoint scan, whose arithmetic is then exactly what it always was).
+    """
 
     centre_xyz_mm: np.ndarray  # (3,) world position of the body origin
     matrix: np.ndarray  # (3, 3) A: world - centre = A @ body
+    scale_xyz: np.ndarray | None = None  # (3,) body-axis scale factors, or None (= 1)
 
     def to_world(self, body_xyz: np.ndarray) -> np.ndarray:
         """Body ``(..., 3)`` mm -> world ``(..., 3)`` mm."""
-        return np.asarray(body_xyz, dtype=np.float64) @ self.matrix.T + self.centre_xyz_mm
+        body = np.asarray(body_xyz, dtype=np.float64)
+        if self.scale_xyz is not None:
+            body = body * self.scale_xyz
+        return body @ self.matrix.T + self.centre_xyz_mm
 
     def to_body(self, world_xyz: np.ndarray) -> np.ndarray:
         """World ``(..., 3)`` mm -> body ``(..., 3)`` mm."""
         rel = np.asarray(world_xyz, dtype=np.float64) - self.centre_xyz_mm
-        return rel @ np.linalg.inv(self.matrix).T
+        body = rel @ np.linalg.inv(self.matrix).T
+        return body if self.scale_xyz is None else body / self.scale_xyz
+
+    def affine(self) -> np.ndarray:
+        """The 4 x 4 homogeneous matrix of ``to_world`` (body mm -> world mm)."""
+        out = np.eye(4)
+        scale = np.ones(3) if self.scale_xyz is None else np.asarray(self.scale_xyz, dtype=np.float64)
+        out[:3, :3] = self.matrix * scale[None, :]
+        out[:3, 3] = self.centre_xyz_mm
+        return out
 
 
 @dataclass(frozen=True)
@@ -77,6 +95,11 @@ class ScanGeometry:
         """A ``CTVolume`` on this grid whose ``hu`` buffer (float32, -1000) the renderers fill in place."""
         hu = np.full(self.shape_zyx, -1000.0, dtype=np.float32)
         return CTVolume(hu, self.spacing_zyx_mm, self.origin_xyz_mm, self.direction)
+
+    def body_z_step_mm(self) -> float:
+        """Body z between neighbouring slices: the slice spacing, over the body's z scale if it has one."""
+        sz = self.spacing_zyx_mm[0]
+        return sz if self.frame.scale_xyz is None else sz / float(self.frame.scale_xyz[2])
 
     def body_z_of_slices(self) -> np.ndarray:
         """Body z (mm) of every slice, ``(nz,)`` float64."""
@@ -214,4 +237,9 @@ def body_shift(frame: BodyFrame, body_z: np.ndarray) -> np.ndarray:
     """
     rot = frame.matrix[:2, :2]
     t = frame.matrix[:2, 2]
-    return -np.outer(np.asarray(body_z, dtype=np.float64), rot.T @ t)
+    if frame.scale_xyz is None:
+        return -np.outer(np.asarray(body_z, dtype=np.float64), rot.T @ t)
+    # With the body scaled by s before A: world_xy - c = R (s_xy * b_xy) + t s_z b_z, so at a fixed world
+    # point b_xy moves by -R^T t s_z b_z / s_xy.
+    s = np.asarray(frame.scale_xyz, dtype=np.float64)
+    return -np.outer(np.asarray(body_z, dtype=np.float64) * s[2], rot.T @ t) / s[:2]

@@ -83,6 +83,9 @@ def render_lesion(
 
     def grid_vec(v: np.ndarray) -> np.ndarray:
         """A body-frame vector in grid mm (z, y, x): the frame and the grid differ by a rotation."""
+        if frame.scale_xyz is not None:  # a nodule is solid tissue: it does not inflate with the lungs
+            end = world_c + frame.matrix @ np.asarray(v, dtype=np.float64)
+            return to_grid_mm(volume, end[None])[0] - to_grid_mm(volume, world_c[None])[0]
         return (
             to_grid_mm(volume, frame.to_world(spec.centre + v)[None])[0]
             - to_grid_mm(volume, world_c[None])[0]

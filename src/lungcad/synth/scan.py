@@ -13,7 +13,6 @@ bit-identical however the cohort is split across processes:
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,26 +22,27 @@ from lungcad.annotations.lungrads import is_actionable, lung_rads_category
 from lungcad.annotations.model import LidcRead, LunaAnnotation
 from lungcad.config import SynthConfig
 from lungcad.io.dicom_write import SeriesUids, derive_series_uids
-from lungcad.synth import anatomy as an
 from lungcad.synth.acquisition import Acquisition, apply_acquisition, sample_acquisition
-from lungcad.synth.airways import build_airways
 from lungcad.synth.anatomy import Anatomy, sample_anatomy
 from lungcad.synth.geometry import ScanGeometry, sample_geometry, scan_rngs
 from lungcad.synth.lesions import RenderedLesion, render_lesion
 from lungcad.synth.masses import sample_mass
 from lungcad.synth.nodules import NoduleSpec, sample_lesions
-from lungcad.synth.raster import mix_into, render_capsules, splat_segments, to_grid_mm
 from lungcad.synth.readers import ReaderOutcome, simulate_readers
 from lungcad.synth.realism import Realism
-from lungcad.synth.skeleton import CapsuleSet, clavicles, ribs
+from lungcad.synth.scan_render import (
+    StageClock,
+    draw_capsules,
+    inside_scan,
+    render_body_stages,
+    series_metadata,
+)
+from lungcad.synth.skeleton import CapsuleSet
 from lungcad.synth.synth_nodule import SynthNodule
-from lungcad.synth.thorax import render_anatomy
-from lungcad.synth.vessels import VEIN, VesselTree, build_vessels
-from lungcad.types import CTVolume, SeriesMetadata, Texture, stable_hash
+from lungcad.synth.vessels import VesselTree
+from lungcad.types import CTVolume, Texture, stable_hash
 
 GENERATOR_VERSION = "1.0"
-# Vessels thinner than this fraction of the pixel are splatted as lines of mass (see ``raster``).
-SPLAT_RADIUS_FRACTION = 0.6
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,77 +67,9 @@ class SynthScan:
         return self.uids.series_uid
 
 
-class _Clock:
-    """Wall time per generation stage (for benchmarks; never written to files, which stay deterministic)."""
-
-    def __init__(self) -> None:
-        self.laps: dict[str, float] = {}
-        self._last = time.perf_counter()
-
-    def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.laps[name] = now - self._last
-        self._last = now
-
-
 def scan_uid_seed(cfg: SynthConfig, index: int) -> str:
     """Seed of the scan's DICOM UIDs: the generation settings and the index (not worker count etc.)."""
     return f"lungcad-synth/{GENERATOR_VERSION}/{stable_hash(cfg.generation_dict())}/{index}"
-
-
-def _grid(volume: CTVolume, geom: ScanGeometry, caps: CapsuleSet) -> tuple[np.ndarray, np.ndarray]:
-    return to_grid_mm(volume, geom.frame.to_world(caps.a)), to_grid_mm(volume, geom.frame.to_world(caps.b))
-
-
-def _draw(volume: CTVolume, geom: ScanGeometry, scratch: np.ndarray, caps: CapsuleSet, hu: float) -> None:
-    if len(caps):
-        a, b = _grid(volume, geom, caps)
-        mix_into(volume, scratch, render_capsules(volume, scratch, a, b, caps.ra, caps.rb), hu)
-
-
-def _draw_skeleton(volume: CTVolume, geom: ScanGeometry, anat: Anatomy, scratch: np.ndarray, rng) -> None:
-    bone, cartilage = ribs(anat, rng)
-    clav = clavicles(anat, rng)
-    bones = CapsuleSet(
-        np.concatenate([bone.a, clav.a]),
-        np.concatenate([bone.b, clav.b]),
-        np.concatenate([bone.ra, clav.ra]),
-        np.concatenate([bone.rb, clav.rb]),
-    )
-    _draw(volume, geom, scratch, bones, 2.6 * anat.bone_hu)  # cortex
-    _draw(volume, geom, scratch, bones.scaled(0.62), anat.bone_hu)  # marrow
-    _draw(volume, geom, scratch, cartilage, 110.0)
-
-
-def _draw_vessels(
-    volume: CTVolume, geom: ScanGeometry, anat: Anatomy, scratch: np.ndarray, tree: VesselTree
-) -> None:
-    """Arteries (and great vessels) then veins, each blended with its own blood HU."""
-    a_all = to_grid_mm(volume, geom.frame.to_world(tree.a))
-    b_all = to_grid_mm(volume, geom.frame.to_world(tree.b))
-    mean_r = 0.5 * (tree.ra + tree.rb)
-    thin = mean_r < SPLAT_RADIUS_FRACTION * min(volume.spacing_zyx_mm[1:])
-    for group, hu in ((tree.kind != VEIN, anat.blood_hu), (tree.kind == VEIN, anat.venous_hu)):
-        s, c = group & thin, group & ~thin
-        touched = [
-            splat_segments(volume, scratch, a_all[s], b_all[s], mean_r[s]),
-            render_capsules(volume, scratch, a_all[c], b_all[c], tree.ra[c], tree.rb[c]),
-        ]
-        mix_into(volume, scratch, np.concatenate(touched), hu)
-
-
-def _inside_scan(volume: CTVolume, geom: ScanGeometry):
-    """Whether body points lie in the scanned slab and reconstruction circle with a margin (mm)."""
-    nz, ny, nx = volume.shape
-    sz, sy, sx = volume.spacing_zyx_mm
-
-    def check(body: np.ndarray, margin: np.ndarray) -> np.ndarray:
-        zyx = volume.world_to_voxel(geom.frame.to_world(body))
-        in_z = (zyx[:, 0] * sz >= margin) & ((nz - 1 - zyx[:, 0]) * sz >= margin)
-        ry, rx = (zyx[:, 1] - (ny - 1) / 2) * sy, (zyx[:, 2] - (nx - 1) / 2) * sx
-        return in_z & (np.sqrt(ry * ry + rx * rx) < 0.5 * geom.fov_mm - margin - 10.0)
-
-    return check
 
 
 def _nodule_records(
@@ -147,6 +79,7 @@ def _nodule_records(
     specs: list[NoduleSpec],
     lesions: list[RenderedLesion | None],
     outcome: ReaderOutcome,
+    labels: list[int],
 ) -> list[SynthNodule]:
     voxel_mm3 = float(np.prod(volume.spacing_zyx_mm))
     out = []
@@ -162,7 +95,7 @@ def _nodule_records(
         )
         out.append(
             SynthNodule(
-                label=i + 1,
+                label=labels[i],
                 center_xyz_mm=tuple(float(v) for v in world),  # type: ignore[arg-type]
                 center_zyx_vox=tuple(float(v) for v in volume.world_to_voxel(world)),  # type: ignore[arg-type]
                 diameter_mm=float(spec.diameter_mm),
@@ -185,55 +118,6 @@ def _nodule_records(
     return out
 
 
-def _series_metadata(
-    uids: SeriesUids, scan_id: str, anat: Anatomy, geom: ScanGeometry, acq: Acquisition, contrast: bool
-) -> SeriesMetadata:
-    """What a scanner would write in the series header of this phantom."""
-    return SeriesMetadata(
-        series_uid=uids.series_uid,
-        study_uid=uids.study_uid,
-        patient_sex="F" if anat.female else "M",
-        manufacturer="lungcad",
-        manufacturer_model="phantom",
-        kernel=acq.kernel,
-        kvp=acq.kvp,
-        exposure_mas=acq.exposure_mas,
-        slice_thickness_mm=geom.slice_thickness_mm,
-        pixel_spacing_mm=(geom.spacing_zyx_mm[1], geom.spacing_zyx_mm[2]),
-        contrast_agent="IV" if contrast else None,
-        series_description=f"lungcad synthetic chest CT {scan_id}",
-        source_format="array",
-        sop_uids=uids.sop_uids,
-    )
-
-
-def _render_body(
-    volume: CTVolume,
-    geom: ScanGeometry,
-    anat: Anatomy,
-    rngs: dict[str, np.random.Generator],
-    cfg: SynthConfig,
-    clock: _Clock,
-) -> tuple[VesselTree, np.ndarray]:
-    """Stages 2-3: anatomy, skeleton, vessels and airways drawn into ``volume``; returns the vessel tree and
-    the scratch buffer (reused by the scars)."""
-    r_anat = rngs["anatomy"]
-    render_anatomy(volume, geom, anat, r_anat)
-    clock.lap("anatomy")
-    scratch = np.zeros(volume.shape, dtype=np.float32)
-    _draw_skeleton(volume, geom, anat, scratch, r_anat)
-    clock.lap("skeleton")
-    tree = build_vessels(anat, rngs["vessels"], cfg.vessel_points_per_tree)
-    clock.lap("vessel trees")
-    _draw_vessels(volume, geom, anat, scratch, tree)
-    clock.lap("vessel rendering")
-    lumen, outer = build_airways(anat, tree, rngs["vessels"])
-    _draw(volume, geom, scratch, outer, 30.0)
-    _draw(volume, geom, scratch, lumen, an.HU_AIR)
-    clock.lap("airways")
-    return tree, scratch
-
-
 def _luna_lists(
     uid: str, nodules: list[SynthNodule], outcome: ReaderOutcome
 ) -> tuple[tuple[LunaAnnotation, ...], tuple[LunaAnnotation, ...]]:
@@ -248,20 +132,28 @@ def _luna_lists(
     return annotations, tuple(excluded)
 
 
-def generate_scan(cfg: SynthConfig, index: int) -> SynthScan:
-    """Generate scan ``index`` of the cohort described by ``cfg`` (deterministic in ``(cfg, index)``).
+@dataclass(frozen=True, eq=False)
+class PatientDraw:
+    """Stage 1 of one scan: the patient and the acquisition as drawn, before anything is rendered.
 
-    Args:
-        cfg: validated synthesis settings (``lungcad.config.SynthConfig``).
-        index: scan number within the cohort, >= 0.
-
-    Returns:
-        ``SynthScan`` whose volume is float32 HU ``(z, y, x)`` on the sampled grid, with a uint8 label mask
-        on the same grid.
+    ``rngs`` are the scan's streams in the state stage 1 leaves them; rendering consumes them, so a second
+    rendering of the same patient (``lungcad.synth.followup``) draws a fresh ``PatientDraw``.
     """
+
+    rngs: dict[str, np.random.Generator]
+    body_width_mm: float
+    lung_height_mm: float
+    contrast: bool
+    geom: ScanGeometry
+    anat: Anatomy
+    acq: Acquisition
+
+
+def draw_patient(cfg: SynthConfig, index: int) -> PatientDraw:
+    """Stage 1 of scan ``index``: body size, contrast, geometry, anatomy and acquisition (deterministic)."""
     if index < 0:
         raise ValueError(f"index must be >= 0, got {index}")
-    # Stage 1.  The draws below keep their order: each stream's sequence is part of the cohort's identity.
+    # The draws below keep their order: each stream's sequence is part of the cohort's identity.
     rngs = scan_rngs(cfg.seed, index)
     r_anat = rngs["anatomy"]
     body_width = float(r_anat.uniform(*cfg.body_width_range_mm))
@@ -270,41 +162,95 @@ def generate_scan(cfg: SynthConfig, index: int) -> SynthScan:
     geom = sample_geometry(cfg, rngs["geometry"], body_width, lung_height)
     anat = sample_anatomy(r_anat, body_width, lung_height, contrast)
     acq = sample_acquisition(cfg, geom, rngs["acquisition"])
-    uids = derive_series_uids(scan_uid_seed(cfg, index), geom.shape_zyx[0])
-    scan_id = f"SYN-{index:04d}"
-    meta = _series_metadata(uids, scan_id, anat, geom, acq, contrast)
+    return PatientDraw(rngs, body_width, lung_height, contrast, geom, anat, acq)
+
+
+@dataclass(eq=False)
+class RenderedBody:
+    """Stages 2-3 (and the realism pass's body part) drawn into ``volume``, with what later stages need."""
+
+    volume: CTVolume
+    tree: VesselTree
+    scratch: np.ndarray
+    realism: Realism
+    clock: StageClock
+
+
+def render_body(
+    cfg: SynthConfig, index: int, draw: PatientDraw, geom: ScanGeometry, uids: SeriesUids, scan_id: str
+) -> RenderedBody:
+    """Anatomy, skeleton, vessels, airways and the realism body pass of ``draw`` on ``geom``."""
+    meta = series_metadata(uids, scan_id, draw.anat, geom, draw.acq, draw.contrast)
     empty = geom.empty_volume()
     volume = CTVolume(empty.hu, empty.spacing_zyx_mm, empty.origin_xyz_mm, empty.direction, meta)
-
-    clock = _Clock()
-    tree, scratch = _render_body(volume, geom, anat, rngs, cfg, clock)
+    clock = StageClock()
+    tree, scratch = render_body_stages(volume, geom, draw.anat, draw.rngs, cfg, clock)
     realism = Realism(cfg, index)  # draws and draws nothing at the defaults (``lungcad.synth.realism``)
-    realism.body(volume, geom, anat, tree, scratch)
-    # Stage 4.
-    r_nod = rngs["nodules"]
-    perihilar = realism.perihilar(anat, tree)
-    specs, scars = sample_lesions(cfg, anat, tree, _inside_scan(volume, geom), r_nod, perihilar)
-    r_mass = rngs["masses"]  # drawn only when cfg.p_mass > 0
-    mass = sample_mass(cfg, anat, _inside_scan(volume, geom), specs, r_mass)
+    realism.body(volume, geom, draw.anat, tree, scratch)
+    return RenderedBody(volume, tree, scratch, realism, clock)
+
+
+def sample_findings(cfg: SynthConfig, draw: PatientDraw, body: RenderedBody, inside) -> tuple[list, list]:
+    """Stage 4's draws: nodules, micronodules, the optional mass (appended last) and scars."""
+    perihilar = body.realism.perihilar(draw.anat, body.tree)
+    specs, scars = sample_lesions(cfg, draw.anat, body.tree, inside, draw.rngs["nodules"], perihilar)
+    mass = sample_mass(cfg, draw.anat, inside, specs, draw.rngs["masses"])  # draws only when p_mass > 0
     if mass is not None:
         specs.append(mass)
+    return specs, scars
+
+
+def draw_findings(
+    body: RenderedBody,
+    geom: ScanGeometry,
+    anat: Anatomy,
+    specs: list[NoduleSpec],
+    scars: list,
+    labels: list[int],
+    rngs: list[np.random.Generator],
+) -> tuple[np.ndarray, list[RenderedLesion | None]]:
+    """Scars, then each lesion ``specs[i]`` with label value ``labels[i]`` and texture stream ``rngs[i]``;
+    frees the scratch buffer.  Returns the uint8 label mask and the rendered lesions."""
     for scar in scars:
-        _draw(volume, geom, scratch, CapsuleSet.from_polylines([scar.points], [scar.radii]), 30.0)
-    del scratch
-    label = np.zeros(volume.shape, dtype=np.uint8)
+        draw_capsules(
+            body.volume, geom, body.scratch, CapsuleSet.from_polylines([scar.points], [scar.radii]), 30.0
+        )
+    body.scratch = np.zeros((1, 1, 1), dtype=np.float32)
+    label = np.zeros(body.volume.shape, dtype=np.uint8)
     lesions = [
-        render_lesion(volume, label, geom.frame, anat, s, i + 1, r_mass if s.mass else r_nod)
-        for i, s in enumerate(specs)
+        render_lesion(body.volume, label, geom.frame, anat, s, value, rng)
+        for s, value, rng in zip(specs, labels, rngs, strict=True)
     ]
-    taken = [(s.centre, s.diameter_mm / 2) for s in specs] + [(sc.centre, 6.0) for sc in scars]
-    realism.add_distractors(volume, geom, anat, taken, _inside_scan(volume, geom))
-    clock.lap("lesions")
-    # Stage 5.
-    apply_acquisition(volume, geom, acq, rngs["acquisition"])
+    return label, lesions
+
+
+@dataclass(frozen=True)
+class ScanIds:
+    """Who a rendered scan is: its index, id, UIDs and the seed the UIDs came from."""
+
+    index: int
+    scan_id: str
+    uids: SeriesUids
+    uid_seed: str
+
+
+def finish_scan(
+    cfg: SynthConfig,
+    ids: ScanIds,
+    draw: PatientDraw,
+    geom: ScanGeometry,
+    body: RenderedBody,
+    findings: tuple[list[NoduleSpec], list, list[RenderedLesion | None], np.ndarray],
+    labels: list[int],
+    rngs: tuple[np.random.Generator, np.random.Generator],
+) -> SynthScan:
+    """Stages 5-6: the scanner (stream ``rngs[0]``), the readers (``rngs[1]``), records and parameters."""
+    specs, scars, lesions, label = findings
+    volume, acq, uids, clock = body.volume, draw.acq, ids.uids, body.clock
+    apply_acquisition(volume, geom, acq, rngs[0])
     # Whole HU, as a scanner stores them: the DICOM, MetaImage and in-memory volumes are then identical.
     np.rint(volume.hu, out=volume.hu)
     clock.lap("acquisition")
-    # Stage 6.
     outcome = simulate_readers(
         volume,
         geom.frame,
@@ -316,32 +262,32 @@ def generate_scan(cfg: SynthConfig, index: int) -> SynthScan:
         cfg.n_readers,
         uids.series_uid,
         uids.study_uid,
-        rngs["readers"],
+        rngs[1],
     )
     clock.lap("readers")
-    nodules = _nodule_records(cfg, volume, geom, specs, lesions, outcome)
+    nodules = _nodule_records(cfg, volume, geom, specs, lesions, outcome, labels)
     annotations, excluded = _luna_lists(uids.series_uid, nodules, outcome)
-    excluded += realism.excluded(geom, uids.series_uid)
+    excluded += body.realism.excluded(geom, uids.series_uid)
     params = {
-        "scan_id": scan_id,
-        "uid_seed": scan_uid_seed(cfg, index),
+        "scan_id": ids.scan_id,
+        "uid_seed": ids.uid_seed,
         "shape_zyx": list(geom.shape_zyx),
         "spacing_zyx_mm": list(geom.spacing_zyx_mm),
         "origin_xyz_mm": list(geom.origin_xyz_mm),
         "direction": geom.direction.ravel().tolist(),
         "fov_mm": geom.fov_mm,
-        "body_width_mm": body_width,
-        "lung_height_mm": lung_height,
-        "contrast": contrast,
-        "sex": meta.patient_sex,
+        "body_width_mm": draw.body_width_mm,
+        "lung_height_mm": draw.lung_height_mm,
+        "contrast": draw.contrast,
+        "sex": volume.metadata.patient_sex,
         "acquisition": acq.to_dict(),
-        "n_vessel_segments": int(len(tree.a)),
+        "n_vessel_segments": int(len(body.tree.a)),
         "n_scars": len(scars),
-        **realism.params(geom),
+        **body.realism.params(geom),
     }
     return SynthScan(
-        index=index,
-        scan_id=scan_id,
+        index=ids.index,
+        scan_id=ids.scan_id,
         volume=volume,
         label=label,
         nodules=tuple(nodules),
@@ -353,3 +299,38 @@ def generate_scan(cfg: SynthConfig, index: int) -> SynthScan:
         params=params,
         timings_s=clock.laps,
     )
+
+
+def generate_scan(cfg: SynthConfig, index: int) -> SynthScan:
+    """Generate scan ``index`` of the cohort described by ``cfg`` (deterministic in ``(cfg, index)``).
+
+    Args:
+        cfg: validated synthesis settings (``lungcad.config.SynthConfig``).
+        index: scan number within the cohort, >= 0.
+
+    Returns:
+        ``SynthScan`` whose volume is float32 HU ``(z, y, x)`` on the sampled grid, with a uint8 label mask
+        on the same grid.
+    """
+    draw = draw_patient(cfg, index)  # stage 1
+    geom, anat = draw.geom, draw.anat
+    ids = ScanIds(
+        index,
+        f"SYN-{index:04d}",
+        derive_series_uids(scan_uid_seed(cfg, index), geom.shape_zyx[0]),
+        scan_uid_seed(cfg, index),
+    )
+    body = render_body(cfg, index, draw, geom, ids.uids, ids.scan_id)  # stages 2-3
+    # Stage 4.
+    specs, scars = sample_findings(cfg, draw, body, inside_scan(body.volume, geom))
+    r_nod, r_mass = draw.rngs["nodules"], draw.rngs["masses"]
+    labels = list(range(1, len(specs) + 1))
+    label, lesions = draw_findings(
+        body, geom, anat, specs, scars, labels, [r_mass if s.mass else r_nod for s in specs]
+    )
+    taken = [(s.centre, s.diameter_mm / 2) for s in specs] + [(sc.centre, 6.0) for sc in scars]
+    body.realism.add_distractors(body.volume, geom, anat, taken, inside_scan(body.volume, geom))
+    body.clock.lap("lesions")
+    # Stages 5-6.
+    rngs = (draw.rngs["acquisition"], draw.rngs["readers"])
+    return finish_scan(cfg, ids, draw, geom, body, (specs, scars, lesions, label), labels, rngs)

@@ -288,7 +288,7 @@ def render_anatomy(volume: CTVolume, geom: ScanGeometry, anat: Anatomy, rng: np.
     table = _table(volume, geom, anat, fxy, rng)
     nzc = coarse_count(nz, fz)
     z_first = geom.body_z_range_mm[0]
-    zc = z_first + np.arange(nzc) * fz * sz
+    zc = z_first + np.arange(nzc) * fz * geom.body_z_step_mm()
     shift = body_shift(geom.frame, zc).astype(np.float32)
     coarse = np.empty((nzc, *bx.shape), dtype=np.float32)
     coarse_mm = float(np.mean([sy * fxy, sz * fz]))
