@@ -1,7 +1,7 @@
-"""Whole-volume prediction with MONAI ``sliding_window_inference`` and Gaussian blending.
+"""Whole-volume prediction: windows over the volume, Gaussian blending (``lungcad.infer.tiling``).
 
 The model's four outputs live on two grids (segmentation at the input's 1 mm, the other heads at the head
-stride); MONAI stitches each output at its own scale.
+stride); each output is stitched at its own scale.
 
 Devices: the windows run on the model's device (``model_device``: a CUDA model during GPU training gets CUDA
 windows) under that device's autocast (``inference_autocast``); the whole volume and the stitched outputs
@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from monai.inferers import sliding_window_inference
 from torch import nn
 
+from lungcad.infer.tiling import sliding_window
 from lungcad.model.size_coding import decode_diameter
 
 
@@ -79,7 +79,7 @@ def predict_volume(
     Args:
         model: the network, or any callable with its interface (e.g. an ``OnnxPredictor``) exposing
             ``head_stride``.
-        patch_size: window; smaller volumes are padded by MONAI.
+        patch_size: window; smaller volumes are padded with 0 and cropped back.
         overlap: fraction of window overlap in [0, 1).
         blend: "gaussian" or "constant".
         bf16: autocast to reduced precision on the model's device (``autocast_dtype``; on CPU, AVX-512
@@ -104,17 +104,14 @@ def predict_volume(
         model.eval()
     try:
         with torch.inference_mode(), inference_autocast(device, bf16):
-            seg, heat, size, triage = sliding_window_inference(
+            seg, heat, size, triage = sliding_window(
                 x,
-                patch_size,
-                batch_size,
+                tuple(patch_size),
                 predictor,
                 overlap=overlap,
-                mode=blend,
-                padding_mode="constant",
-                cval=0.0,
-                sw_device=device,  # each batch of windows is moved to the model's device
-                device=torch.device("cpu"),  # and its outputs stitched on the CPU
+                batch_size=batch_size,
+                blend=blend,
+                device=device,  # each batch of windows runs on the model's device, stitched on the CPU
             )
     finally:
         if is_module:
