@@ -86,7 +86,7 @@ def test_finding_serialises_typed_fields_and_never_the_mask() -> None:
 
 def test_scan_result_document_is_schema_valid_and_plain_json() -> None:
     doc = _result([_finding(), Finding((0.0, 0.0, 0.0), 5.0)]).to_dict()
-    assert next(iter(doc)) == "schema_version" and doc["schema_version"] == SCHEMA_VERSION == "2.1"
+    assert next(iter(doc)) == "schema_version" and doc["schema_version"] == SCHEMA_VERSION == "2.2"
     assert (doc["status"], doc["priority"], doc["reason"]) == ("ok", "3", None)
     assert doc["qa"] == {
         "checks": [

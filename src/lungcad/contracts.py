@@ -26,8 +26,10 @@ from pydantic.json_schema import SkipJsonSchema
 
 from lungcad.errors import InputError
 
-SchemaVersion = Literal["2.1"]
+SchemaVersion = Literal["2.2"]
 SCHEMA_VERSION: str = get_args(SchemaVersion)[0]
+# Older documents ``ScanResult.from_dict`` still reads: each later version only added fields (with defaults)
+READABLE_SCHEMA_VERSIONS = ("2.0", "2.1", SCHEMA_VERSION)
 
 # Every contract class: unknown keys are an error, and the serialisation schema lists every field as
 # required because ``to_dict`` always writes every field (``None`` where a value is unknown).
@@ -180,6 +182,54 @@ class MaskRef:
     shape_zyx: Annotated[tuple[int, int, int], Field(description="box size, voxels")]
 
 
+class RiskInputSource(StrEnum):
+    """Where one input of the malignancy-risk model came from."""
+
+    DICOM = "dicom"  # the series header (PatientAge / PatientBirthDate + StudyDate, PatientSex)
+    REQUEST = "request"  # a request option (lungcad detect --age ..., POST /analyses risk)
+    CT = "ct"  # measured on the scan (emphysema, upper zone, size)
+    FINDINGS = "findings"  # from the scan's findings (type, count)
+    UNKNOWN = "unknown"  # not known: the model's stand-in was used (MalignancyRisk.assumed)
+
+
+@dataclass(frozen=True)
+class BrockRiskInputs:
+    """The inputs the Brock model was evaluated with (``None``: unknown) and where each came from."""
+
+    __pydantic_config__ = _CONFIG
+
+    diameter_mm: Annotated[float, Field(ge=0, description="longest axial diameter used, mm")]
+    nodule_type: Texture
+    age_years: float | None
+    sex: Literal["male", "female"] | None
+    family_history: bool | None
+    emphysema: bool | None
+    emphysema_laa950_percent: Annotated[
+        float | None, Field(description="% of lung voxels below -950 HU (emphysema is %LAA-950 >= 5)")
+    ]
+    upper_lobe: Annotated[bool | None, Field(description="upper-zone estimate (docs/brock.md)")]
+    nodule_count: Annotated[int | None, Field(ge=1)]
+    spiculation: bool | None
+    sources: Annotated[dict[str, RiskInputSource], Field(description="input name -> where it came from")]
+
+
+@dataclass(frozen=True)
+class MalignancyRisk:
+    """Brock (PanCan) full-model (2b) risk of one finding (``lungcad.annotations.brock``, docs/brock.md)."""
+
+    __pydantic_config__ = _CONFIG
+
+    model: Literal["brock-pancan-2b"]
+    applicable: Annotated[bool, Field(description="false for a calcified nodule (reason says why)")]
+    probability: Annotated[Probability | None, Field(description="probability of cancer, 0-1")]
+    linear_predictor: Annotated[float | None, Field(description="the logit: the sum of terms")]
+    terms: Annotated[dict[str, float], Field(description="each term's contribution to the logit")]
+    inputs: BrockRiskInputs
+    assumed: Annotated[tuple[str, ...], Field(description="unknown inputs and the stand-in used")]
+    notes: tuple[str, ...]
+    reason: str | None
+
+
 # A lesion of 30 mm or more is a mass, not a nodule (Fleischner Society glossary of terms, thoracic imaging)
 MASS_DIAMETER_MM = 30.0
 
@@ -245,6 +295,9 @@ class Finding:
             "a larger opacity a mass); found by the detector's mass pass or measured >= 30 mm"
         ),
     ] = "nodule"
+    malignancy_risk: Annotated[
+        MalignancyRisk | None, Field(description="Brock risk (schema 2.2; null: not computed)")
+    ] = None
     # The component's boolean mask on the preprocessed grid, (D, H, W) = mask_ref.shape_zyx; memory only.
     mask: Annotated[SkipJsonSchema[np.ndarray | None], Field(exclude=True)] = field(
         default=None, repr=False, compare=False
@@ -307,13 +360,17 @@ class ScanResult:
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> ScanResult:
         """A ``result.json`` document back into a ``ScanResult``: ``from_dict(r.to_dict()).to_dict() ==
-        r.to_dict()``.  ``qa.verdict`` is computed from the checks, so it is ignored on the way in.
+        r.to_dict()``.  ``qa.verdict`` is computed from the checks, so it is ignored on the way in.  Older
+        documents (``READABLE_SCHEMA_VERSIONS``) are read as the current version with the later fields unset.
 
         Raises:
             pydantic.ValidationError: the document does not follow this schema version.
         """
         if isinstance(doc, dict) and isinstance(doc.get("qa"), dict):
             doc = {**doc, "qa": {k: v for k, v in doc["qa"].items() if k != "verdict"}}
+        if isinstance(doc, dict) and doc.get("schema_version") in READABLE_SCHEMA_VERSIONS:
+            # 2.0 and 2.1 lack only fields added since, which take their defaults (MIGRATION.md)
+            doc = {**doc, "schema_version": SCHEMA_VERSION}
         return _adapter(ScanResult).validate_python(doc)
 
 

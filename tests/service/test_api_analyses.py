@@ -299,4 +299,4 @@ def test_real_analysis_of_the_slab(immediate_ctx: ServiceContext) -> None:
         assert again["status"] == "done" and again["cached"] is True
         rows = client.get(f"{API}/worklist", headers=headers).json()
         assert rows["total"] == 1 and rows["items"][0]["analysis_id"] in {aid, again["id"]}
-        assert json.loads(result.content)["schema_version"] == "2.1"
+        assert json.loads(result.content)["schema_version"] == "2.2"

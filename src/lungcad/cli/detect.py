@@ -14,7 +14,15 @@ from lungcad.cli.report import STUDY_KIND_HELP, study_kind_option
 from lungcad.errors import InputError
 from lungcad.fileio import check_output_dir
 from lungcad.log import timed_stage
-from lungcad.types import CheckStatus, ScanResult, ScanStatus
+from lungcad.types import CheckStatus, Finding, ScanResult, ScanStatus
+
+
+def _brock_cell(f: Finding) -> str:
+    """The Brock risk in percent ("n/a" when calcified, "-" when not computed)."""
+    r = f.malignancy_risk
+    if r is None:
+        return "-"
+    return "n/a" if r.probability is None else f"{100 * r.probability:.1f}%"
 
 
 def _findings_table(result: ScanResult, min_probability: float) -> Table:
@@ -23,7 +31,18 @@ def _findings_table(result: ScanResult, min_probability: float) -> Table:
         title=f"{len(shown)} nodule(s) with p >= {min_probability:g} ({len(result.findings)} candidates in "
         f"result.json) - scan priority Lung-RADS {result.priority or '-'}"
     )
-    for col in ("#", "x, y, z (mm)", "diameter", "volume", "type", "Lung-RADS", "p(nodule)", "p(actionable)"):
+    cols = (
+        "#",
+        "x, y, z (mm)",
+        "diameter",
+        "volume",
+        "type",
+        "Lung-RADS",
+        "p(nodule)",
+        "p(actionable)",
+        "Brock",
+    )
+    for col in cols:
         table.add_column(col)
     for k, f in enumerate(shown, start=1):
         table.add_row(
@@ -35,6 +54,7 @@ def _findings_table(result: ScanResult, min_probability: float) -> Table:
             f.lung_rads.value if f.lung_rads else "-",
             f"{f.probability:.2f}",
             f"{f.triage_probability or 0:.2f}",
+            _brock_cell(f),
         )
     return table
 
@@ -56,7 +76,7 @@ def detect(
         help="show findings from this probability, 0 to 1 (default infer.report_threshold)",
     ),
     as_json: bool = typer.Option(
-        False, "--json", help="print the result JSON (schema 2.0) instead of tables; written files on stderr"
+        False, "--json", help="print the result JSON (docs/schema) instead of tables; written files on stderr"
     ),
     report: bool = typer.Option(
         False, "--report", help="also write the clinician report (HTML, PDF), figures and DICOM SEG/SR/PDF"
@@ -67,10 +87,36 @@ def detect(
     study_kind: str | None = typer.Option(
         None, "--study-kind", callback=study_kind_option, help=STUDY_KIND_HELP + " (default screening)"
     ),
+    family_history: str | None = typer.Option(
+        None, "--family-history", help="Brock risk: a first-degree relative with lung cancer, yes|no"
+    ),
+    age: float | None = typer.Option(
+        None, "--age", help="Brock risk: age in years (overrides the DICOM header)"
+    ),
+    sex: str | None = typer.Option(None, "--sex", help="Brock risk: M|F (overrides the DICOM header)"),
+    emphysema: str | None = typer.Option(
+        None, "--emphysema", help="Brock risk: emphysema on a visual read, yes|no (overrides %LAA-950)"
+    ),
+    spiculation: str | None = typer.Option(
+        None, "--spiculation", help="Brock risk: the nodules' margins are spiculated, yes|no (all findings)"
+    ),
 ) -> None:
-    """Detect lung nodules: findings table, result.json, LUNA16 CSV rows and key images per nodule."""
+    """Detect lung nodules: findings table, result.json, LUNA16 CSV rows and key images per nodule.
+
+    Each finding gets its Brock (PanCan) malignancy risk; what the scan cannot tell (family history,
+    spiculation) is assumed absent unless given, and listed as assumed in result.json and the report.
+    """
     from lungcad.infer.detector import Detector
+    from lungcad.infer.risk import RiskOptions, parse_sex, parse_yes_no
     from lungcad.report.analyse import analyse_scan
+
+    risk = RiskOptions(
+        family_history=parse_yes_no(family_history, "--family-history"),
+        age_years=age,
+        sex=parse_sex(sex),
+        emphysema=parse_yes_no(emphysema, "--emphysema"),
+        spiculation=parse_yes_no(spiculation, "--spiculation"),
+    )
 
     if (report or explain) and out is None:
         raise InputError(
@@ -96,6 +142,7 @@ def detect(
                 study_kind=study_kind or "screening",
                 min_probability=shown,
                 series_subfolder=len(paths) > 1,
+                risk=risk,
             )
             results.append((path, done.result, done.files))
             progress.advance(task)

@@ -31,6 +31,19 @@ from lungcad.types import CTVolume, SeriesMetadata
 __all__ = ["AIR_HU", "PADDING_HU_BELOW", "POSITION_TOL_MM", "load_dicom_series"]
 
 
+def age_from_dates(birth: str | None, study: str | None) -> str | None:
+    """PatientAge as an Age String from PatientBirthDate (0010,0030) and StudyDate (0008,0020), both DA.
+
+    ``("19520315", "20170314")`` -> ``"064Y"`` (the day before the 65th birthday).  Used only when the
+    header has no PatientAge; the birth date itself is not kept (it identifies the patient, the age in
+    whole years does not).  Malformed dates or a study before the birth -> None.
+    """
+    if not (birth and study and len(birth) == 8 and len(study) == 8 and (birth + study).isdigit()):
+        return None
+    years = int(study[:4]) - int(birth[:4]) - (study[4:] < birth[4:])
+    return f"{years:03d}Y" if 0 <= years <= 999 else None
+
+
 def _metadata(ds: Dataset, info: SeriesInfo, spacing_rc: tuple[float, float]) -> SeriesMetadata:
     def text(key: str) -> str | None:
         value = ds.get(key)
@@ -50,7 +63,7 @@ def _metadata(ds: Dataset, info: SeriesInfo, spacing_rc: tuple[float, float]) ->
         series_uid=info.series_uid,
         study_uid=info.study_uid,
         modality=str(ds.get("Modality", "")),
-        patient_age=text("PatientAge"),
+        patient_age=text("PatientAge") or age_from_dates(text("PatientBirthDate"), text("StudyDate")),
         patient_sex=text("PatientSex"),
         study_date=text("StudyDate"),
         manufacturer=text("Manufacturer"),

@@ -13,6 +13,7 @@ into place afterwards, and deletes it when an exception comes out.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from pathlib import Path
 from lungcad.errors import InputError
 from lungcad.infer.detector import DetectionOutput, Detector, ProgressFn
 from lungcad.infer.outputs import write_outputs
+from lungcad.infer.risk import RiskOptions, attach_risk
 from lungcad.log import log_stage
 from lungcad.report.shown import StudyKind
 from lungcad.types import CTVolume, ScanResult
@@ -90,6 +92,7 @@ def analyse_scan(
     min_probability: float | None = None,
     series_subfolder: bool = False,
     progress: ProgressFn | None = None,
+    risk: RiskOptions | None = None,
 ) -> AnalysisOutput:
     """Detect the nodules of one scan and write its results.
 
@@ -111,6 +114,9 @@ def analyse_scan(
             run are not reported (no ``network`` for a scan without lung, no ``write`` without
             ``out_dir``, no ``report`` unless asked).  An exception it raises stops the analysis and
             propagates; see the module docstring for what that leaves in ``out_dir``.
+        risk: what the scan cannot give the Brock malignancy-risk model (family history, spiculation) and
+            overrides of the header's age and sex; every finding gets ``malignancy_risk``
+            (``lungcad.infer.risk``).
 
     Raises:
         InputError: unusable input (from the detector), or a report asked for without ``out_dir``.
@@ -127,6 +133,12 @@ def analyse_scan(
     total = sum(weights.values())
     started = time.perf_counter()
     run = detector.run(source, series_uid, progress=_scaled(progress, 0.0, weights["detect"] / total))
+    run = dataclasses.replace(
+        run,
+        result=attach_risk(
+            run.result, run.volume, run.pre, risk, report_threshold=detector.cfg.infer.report_threshold
+        ),
+    )
     timings = {k: v for k, v in run.result.timings_s.items() if k != "total"}
     files: dict[str, str] = {}
     target = None
