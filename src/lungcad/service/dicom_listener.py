@@ -195,7 +195,8 @@ class DicomInbox:
         out.n_stored, out.n_duplicates = len(stored.stored), len({f.stem for f in files} & before.keys())
         if stored.stored:
             try:
-                out.analysis_id = create_analysis(self.ctx, study_id=stored.study.id).id
+                report = bool(self.ctx.settings.delivery_targets)  # to deliver, make the SEG / SR / PDF
+                out.analysis_id = create_analysis(self.ctx, study_id=stored.study.id, report=report).id
             except ApiError as exc:  # 409 no active model, 503 queue down (the row stays queued)
                 out.error = exc.code
                 _log().error("dicom_analysis_not_queued", study=uid_tail(study_uid), code=exc.code)

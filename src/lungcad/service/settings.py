@@ -11,12 +11,21 @@ defaults and CLI flags override both, e.g.::
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from lungcad.errors import ConfigError
 
@@ -32,6 +41,64 @@ AETitle = Annotated[
     str, StringConstraints(min_length=1, max_length=16, pattern=r"^[ -\[\]-~]*[!-\[\]-~][ -\[\]-~]*$")
 ]
 _LIST_FIELDS = ("cors_origins", "dicom_allowed_aets")  # comma-separated in the environment
+_JSON_FIELDS = ("delivery_destinations",)  # a JSON list in the environment
+DELIVERY_OBJECTS = ("seg", "sr", "pdf")  # DICOM SEG, the TID 1500 SR, the Encapsulated PDF report
+
+
+class DeliveryDestination(BaseModel):
+    """One place results are pushed to once an analysis is done (``lungcad.service.delivery``).
+
+    ``kind: cstore`` sends each object by C-STORE to ``host:port`` (called AE ``called_ae``, calling AE
+    ``calling_ae``); ``kind: stowrs`` POSTs it to ``url`` + ``/studies`` (DICOMweb STOW-RS), with HTTP basic
+    auth (``username`` + ``password``) or a bearer ``token`` when given.  A failed attempt that may succeed
+    later (see ``lungcad.service.delivery``) is retried up to ``max_attempts`` attempts in all, waiting
+    ``backoff_s * 2**(n-1)`` seconds (at most ``backoff_cap_s``) after the n-th.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$", description="unique; in the delivery log")
+    kind: Literal["cstore", "stowrs"]
+    enabled: bool = True
+    objects: tuple[Literal["seg", "sr", "pdf"], ...] = Field(DELIVERY_OBJECTS, min_length=1)
+    host: str = ""
+    port: int = Field(0, ge=0, le=65535)
+    called_ae: AETitle | None = None
+    calling_ae: AETitle = "LUNGCAD"
+    url: str = Field("", description="DICOMweb root, e.g. https://pacs.example.org/dicom-web")
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    token: SecretStr = SecretStr("")
+    verify_tls: bool = True
+    timeout_s: float = Field(30.0, gt=0, le=600)
+    max_attempts: int = Field(6, ge=1, le=50)
+    backoff_s: float = Field(10.0, ge=0, le=3600)
+    backoff_cap_s: float = Field(900.0, ge=0, le=86400)
+
+    @model_validator(mode="after")
+    def _check(self) -> DeliveryDestination:
+        if len(set(self.objects)) != len(self.objects):
+            raise ValueError(f"objects lists a kind twice: {list(self.objects)}")
+        if self.kind == "cstore":
+            if not self.host or not self.port or self.called_ae is None:
+                raise ValueError("a cstore destination needs host, port (1-65535) and called_ae")
+            if self.url or self.username or self.token.get_secret_value():
+                raise ValueError("url, username and token are for stowrs destinations, not cstore")
+        else:
+            if not self.url.startswith(("http://", "https://")):
+                raise ValueError(f"a stowrs destination needs an http(s):// url, got {self.url!r}")
+            if self.host or self.port or self.called_ae is not None:
+                raise ValueError("host, port and called_ae are for cstore destinations, not stowrs")
+            if bool(self.username) != bool(self.password.get_secret_value()):
+                raise ValueError("basic auth needs both username and password")
+            if self.username and self.token.get_secret_value():
+                raise ValueError("give basic auth (username + password) or a bearer token, not both")
+        return self
+
+    @property
+    def stow_url(self) -> str:
+        """Where STOW-RS requests go: ``url`` + ``/studies`` (PS3.18 10.5)."""
+        return self.url.rstrip("/") + "/studies"
 
 
 class ServiceSettings(BaseModel):
@@ -79,6 +146,10 @@ class ServiceSettings(BaseModel):
     dicom_ae_title: AETitle = "LUNGCAD"
     dicom_allowed_aets: tuple[AETitle, ...] = Field((), description="calling AE titles accepted; empty: any")
     dicom_stable_s: float = Field(30.0, gt=0, description="a study is complete after this many quiet seconds")
+    # result delivery (issue 16): SEG / SR / Encapsulated PDF pushed to PACS (``lungcad.service.delivery``)
+    delivery_destinations: tuple[DeliveryDestination, ...] = Field(
+        (), description="JSON list of destinations (C-STORE or STOW-RS) results are pushed to when done"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ServiceSettings:
@@ -93,9 +164,21 @@ class ServiceSettings(BaseModel):
                 "set both --ssl-certfile and --ssl-keyfile (LUNGCAD_SSL_CERTFILE, LUNGCAD_SSL_KEYFILE) "
                 "or neither",
             )
+        names = [d.name for d in self.delivery_destinations]
+        if len(set(names)) != len(names):
+            raise SettingError(
+                "delivery_destinations",
+                f"two delivery destinations share a name: {sorted({n for n in names if names.count(n) > 1})}",
+                "give each destination in LUNGCAD_DELIVERY_DESTINATIONS its own name",
+            )
         if self.mode != "local":
             _check_deployment(self)
         return self
+
+    @property
+    def delivery_targets(self) -> tuple[DeliveryDestination, ...]:
+        """The enabled delivery destinations."""
+        return tuple(d for d in self.delivery_destinations if d.enabled)
 
     @property
     def tls(self) -> bool:
@@ -141,6 +224,14 @@ def _check_deployment(s: ServiceSettings) -> None:
             "set LUNGCAD_SECRET_KEY to a random value of 32+ characters, e.g. the output of "
             "python -c 'import secrets; print(secrets.token_urlsafe(48))'",
         )
+    for d in s.delivery_destinations:
+        secret = d.password.get_secret_value() or d.token.get_secret_value()
+        if secret and d.url.startswith("http://"):
+            raise SettingError(
+                "delivery_destinations",
+                f"delivery destination {d.name!r} sends credentials over plain http://",
+                "use an https:// url for a STOW-RS destination with a password or token",
+            )
     if any("*" in origin for origin in s.cors_origins):
         raise SettingError(
             "cors_origins",
@@ -185,7 +276,10 @@ def load_settings(
         key = ENV_PREFIX + name.upper()
         if key in env:
             raw = env[key]
-            values[name] = tuple(v for v in raw.split(",") if v) if name in _LIST_FIELDS else raw
+            if name in _JSON_FIELDS:
+                values[name] = _json_list(key, raw)
+            else:
+                values[name] = tuple(v for v in raw.split(",") if v) if name in _LIST_FIELDS else raw
     if data_dir is not None:
         values["data_dir"] = data_dir
     values.update({k: v for k, v in overrides.items() if v is not None})
@@ -199,7 +293,32 @@ def load_settings(
         if isinstance(cause, SettingError):
             raise ConfigError(f"invalid service setting {cause.setting}: {cause}", fix=cause.fix) from exc
         field = ".".join(str(p) for p in first["loc"]) or "settings"
+        if first["loc"] and first["loc"][0] in _JSON_FIELDS:
+            raise ConfigError(
+                f"invalid service setting {field}: {first['msg']}",
+                fix=f"correct entry {field.split('.')[1] if len(first['loc']) > 1 else ''} of "
+                f"{ENV_PREFIX}{str(first['loc'][0]).upper()} (a JSON list of objects; docs/deploy.md)",
+            ) from exc
         raise ConfigError(
             f"invalid service setting {field}: {first['msg']}",
             fix=f"correct {ENV_PREFIX}{field.upper()} or the matching command-line option",
         ) from exc
+
+
+def _json_list(key: str, raw: str) -> list[object]:
+    """A JSON list from the environment variable ``key`` (empty: no entries)."""
+    if not raw.strip():
+        return []
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"invalid service setting {key}: not JSON ({exc.msg} at character {exc.pos})",
+            fix=f'set {key} to a JSON list, e.g. [{{"name": "pacs", "kind": "cstore", ...}}]',
+        ) from exc
+    if not isinstance(value, list):
+        raise ConfigError(
+            f"invalid service setting {key}: a JSON {type(value).__name__}, not a list",
+            fix=f"wrap the destination in [ ]: {key}=[{{...}}]",
+        )
+    return value

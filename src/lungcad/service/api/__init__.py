@@ -17,3 +17,11 @@ ROUTERS += [cohorts_api.router, training_api.router]
 from lungcad.service.api import webhooks as webhooks_api  # noqa: E402 - issue 13: webhooks
 
 ROUTERS += [webhooks_api.router]
+
+from lungcad.service.api import viewer as viewer_api  # noqa: E402 - issue 15: the dashboard's CT viewer
+
+ROUTERS += [viewer_api.router]
+
+from lungcad.service.api import deliveries as deliveries_api  # noqa: E402 - issue 16: result delivery
+
+ROUTERS += [deliveries_api.router]

@@ -143,6 +143,9 @@ def finish_done(
     done = execute_update(ctx.sessions, stmt) == 1
     if done:  # committed: notify the webhooks (never raises)
         webhooks.emit_analysis(ctx, analysis_id)
+        from lungcad.service.delivery import queue_after_analysis
+
+        queue_after_analysis(ctx, analysis_id)  # push SEG / SR / PDF to the PACS (issue 16; never raises)
     return done
 
 

@@ -28,6 +28,7 @@ from huey.consumer import Consumer
 from lungcad.errors import ConfigError, LungcadError
 from lungcad.log import configure_logging, get_logger
 from lungcad.service.context import open_context
+from lungcad.service.delivery import start_delivery_thread as start_result_delivery_thread
 from lungcad.service.jobs.queue import jobs_of, queue_kind
 from lungcad.service.jobs.reaper import reap
 from lungcad.service.jobs.training import start_manager_thread
@@ -95,6 +96,7 @@ def run_worker(
         # the training session manager (issue 14): spawns and watches `lungcad train` processes
         start_manager_thread(ctx, reaper_stop)
         start_delivery_thread(ctx, reaper_stop)  # webhooks: due deliveries every second (issue 13)
+        start_result_delivery_thread(ctx, reaper_stop)  # SEG / SR / PDF to the PACS (issue 16)
         consumer.start()
         log.info(
             "worker_started",
