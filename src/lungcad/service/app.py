@@ -152,6 +152,9 @@ def create_app(settings: ServiceSettings | None = None, *, ctx: ServiceContext |
     install_error_handlers(app)
     for router in _routers():
         app.include_router(router, prefix=API_PREFIX)
+    from lungcad.service.ui import mount_ui  # issue 15: the dashboard under /ui
+
+    mount_ui(app, effective)
 
     # request ids, access log, /healthz, /readyz, /metrics; after add_middleware(GZip): the outermost layer
     install_observability(app, settings or ctx.settings)  # type: ignore[union-attr]

@@ -1,6 +1,7 @@
 """FastAPI dependencies: the process's ``ServiceContext``, a database session per request, and the caller
 (``X-API-Key`` checked against the permission matrix for the route's action, rate-limited per key and
-audited)."""
+audited).  Without the header, the dashboard's session cookie stands in for the key (the key it was opened
+with, re-checked on every request; state-changing requests need its CSRF token: ``ui_session``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 from sqlalchemy.orm import Session
 
-from lungcad.service import audit
+from lungcad.service import audit, ui_session
 from lungcad.service.context import ServiceContext
 from lungcad.service.errors import ApiError
 from lungcad.service.security import Action, Principal
@@ -40,12 +41,15 @@ def require(action: Action) -> Callable[..., Iterator[Principal]]:
         ctx: Annotated[ServiceContext, Depends(get_ctx)],
         key: Annotated[str | None, Security(_key_header)] = None,
     ) -> Iterator[Principal]:
-        if not key:
+        if not key and ui_session.COOKIE in request.cookies:  # the dashboard: a session cookie, no key
+            principal = _session_principal(request, ctx)
+        elif not key:
             raise ApiError(
                 401, "unauthenticated", "no API key", fix=f"send one in the {API_KEY_HEADER} header"
             )
-        with ctx.sessions() as s:
-            principal = ctx.keys.verify(s, key)
+        else:
+            with ctx.sessions() as s:
+                principal = ctx.keys.verify(s, key)
         if principal is None:
             raise ApiError(
                 401,
@@ -84,6 +88,31 @@ def require(action: Action) -> Callable[..., Iterator[Principal]]:
     # the route's action, readable from its dependencies (tests/service/test_rbac.py walks every route)
     check.action = action  # type: ignore[attr-defined]
     return check
+
+
+def _session_principal(request: Request, ctx: ServiceContext) -> Principal:
+    """The principal of the dashboard's session cookie (``lungcad.service.ui_session``): 401 when it is
+    not valid any more, 403 when a state-changing request lacks the session's CSRF token."""
+    store = ui_session.store_of(request.app.state, ctx.settings)
+    with ctx.sessions() as s:
+        found = store.read(s, request.cookies.get(ui_session.COOKIE))
+    if found is None:
+        raise ApiError(
+            401,
+            "unauthenticated",
+            "the dashboard session is expired, logged out or its key was revoked",
+            fix="log in again at /ui/login (or send an API key in the X-API-Key header)",
+        )
+    if request.method not in ui_session.SAFE_METHODS and not ui_session.csrf_ok(
+        found.csrf, request.headers.get(ui_session.CSRF_HEADER)
+    ):
+        raise ApiError(
+            403,
+            "csrf_failed",
+            f"a state-changing request with the session cookie needs its {ui_session.CSRF_HEADER} header",
+            fix="send the token of the page's <meta name='csrf-token'> in the X-CSRF-Token header",
+        )
+    return found.principal
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

@@ -1,0 +1,266 @@
+// Study: the CT (GET /analyses/{id}/volume.nii.gz) in NiiVue with the nodule label map as an overlay
+// (labels.nii.gz; label n = finding n), axial / coronal / sagittal / 3-D, lung and mediastinal windows; the
+// findings the report shows (GET /analyses/{id}/shown-findings) -- choosing one moves every view to it; the
+// QA checks and the report (HTML view; PDF / SEG / SR downloads for roles that may read them).
+import { Niivue, SLICE_TYPE, MULTIPLANAR_TYPE, SHOW_RENDER, NVLabel3DStyle, LabelLineTerminator } from "@niivue/niivue";
+import { api, can, every } from "../lib/api.js";
+import { $, $$, el, pct } from "../lib/dom.js";
+import { badge, statusChip } from "../lib/lungrads.js";
+
+const root = $("#study");
+const id = root.dataset.analysisId;
+const enc = encodeURIComponent(id);
+const WINDOWS = { lung: { w: 1500, l: -600 }, mediastinal: { w: 350, l: 40 } };
+const VIEWS = {
+  mpr: SLICE_TYPE.MULTIPLANAR,
+  axial: SLICE_TYPE.AXIAL,
+  coronal: SLICE_TYPE.CORONAL,
+  sagittal: SLICE_TYPE.SAGITTAL,
+  render: SLICE_TYPE.RENDER,
+};
+// finding colours: distinct, bright on a dark background (colour + the number, never colour alone)
+const PALETTE = [
+  [255, 196, 0], [0, 200, 255], [255, 80, 200], [120, 255, 80], [255, 120, 40], [170, 140, 255],
+  [255, 255, 120], [60, 255, 210],
+];
+
+let nv = null;
+let findings = [];
+let current = null; // number of the finding the views are on
+let activeView = "mpr";
+
+function status(text) {
+  $("#viewer-status").textContent = text;
+  $("#viewer-status").hidden = !text;
+}
+
+function pressed(selector, on) {
+  $$(selector).forEach((b) => b.setAttribute("aria-pressed", String(b === on)));
+}
+
+function setWindow(name) {
+  const { w, l } = WINDOWS[name];
+  const vol = nv?.volumes[0];
+  if (vol) {
+    vol.cal_min = l - w / 2;
+    vol.cal_max = l + w / 2;
+    nv.updateGLVolume();
+  }
+  root.dataset.window = name;
+  pressed("[data-window]", $(`[data-window="${name}"]`));
+}
+
+function setView(name) {
+  activeView = name;
+  nv?.setSliceType(VIEWS[name]);
+  root.dataset.view = name;
+  pressed("[data-view]", $(`[data-view="${name}"]`));
+}
+
+// LPS (DICOM, result.json) -> RAS (NIfTI, NiiVue)
+const ras = ([x, y, z]) => [-x, -y, z];
+
+function showPosition() {
+  if (!nv?.volumes.length) return;
+  const vox = nv.frac2vox(nv.scene.crosshairPos).map((v) => Math.round(v));
+  const [i, j, k] = vox;
+  const dims = nv.volumes[0].dims; // [n, x, y, z]
+  const p = $("#position");
+  p.dataset.sliceSagittal = i;
+  p.dataset.sliceCoronal = j;
+  p.dataset.sliceAxial = k;
+  p.dataset.finding = current ?? "";
+  const at = current ? ` · at finding ${current}` : "";
+  p.textContent = `Voxel x ${i + 1}/${dims[1]} · y ${j + 1}/${dims[2]} · slice z ${k + 1}/${dims[3]}${at}`;
+}
+
+function jumpTo(number) {
+  const f = findings.find((x) => x.number === number);
+  if (!f || !nv) return;
+  current = number;
+  nv.scene.crosshairPos = nv.mm2frac(ras(f.center_xyz_mm));
+  nv.drawScene();
+  nv.createOnLocationChange?.();
+  $$("#findings tbody tr").forEach((tr) => tr.classList.toggle("row-current", Number(tr.dataset.number) === number));
+  $$("#findings tbody button").forEach((b) => b.setAttribute("aria-pressed", String(Number(b.dataset.number) === number)));
+  showPosition();
+  status(`Showing ${f.label}: ${f.diameter_mm.toFixed(1)} mm, Lung-RADS ${f.lung_rads || "–"}`);
+}
+
+function labelColormap(n) {
+  const cm = { R: [0], G: [0], B: [0], A: [0], I: [0], labels: [""] };
+  for (let k = 1; k <= Math.max(n, 1); k++) {
+    const [r, g, b] = PALETTE[(k - 1) % PALETTE.length];
+    cm.R.push(r); cm.G.push(g); cm.B.push(b); cm.A.push(255); cm.I.push(k);
+    cm.labels.push(String(k));
+  }
+  return cm;
+}
+
+async function startViewer() {
+  const canvas = $("#viewer");
+  nv = new Niivue({
+    backColor: [0, 0, 0, 1],
+    crosshairColor: [0.2, 0.9, 0.3, 0.9],
+    crosshairWidth: 1,
+    show3Dcrosshair: true,
+    isRadiologicalConvention: true, // the patient's right on the screen's left, as radiologists read
+    multiplanarLayout: MULTIPLANAR_TYPE.GRID,
+    multiplanarShowRender: SHOW_RENDER.ALWAYS,
+    isOrientCube: false,
+    dragAndDropEnabled: false,
+    textHeight: 0.04,
+    fontColor: [0.9, 0.9, 0.9, 1],
+    loadingText: "Loading the CT…",
+    showLegend: false,
+  });
+  await nv.attachToCanvas(canvas);
+  nv.onLocationChange = () => showPosition();
+  await nv.loadVolumes([
+    { url: `/api/v1/analyses/${enc}/volume.nii.gz`, name: "ct.nii.gz", colormap: "gray" },
+    { url: `/api/v1/analyses/${enc}/labels.nii.gz`, name: "labels.nii.gz", opacity: 0.55 },
+  ]);
+  const labels = nv.volumes[1];
+  if (labels) {
+    labels.setColormapLabel(labelColormap(findings.length));
+    nv.updateGLVolume();
+  }
+  const style = new NVLabel3DStyle([1, 1, 1, 1], 0.9, undefined, 2, [1, 0.77, 0, 1], LabelLineTerminator.CIRCLE);
+  for (const f of findings) nv.addLabel?.(String(f.number), style, ras(f.center_xyz_mm));
+  setWindow("lung");
+  setView("mpr");
+  root.dataset.viewerReady = "true";
+  status("");
+  if (findings.length) jumpTo(findings[0].number);
+  else showPosition();
+}
+
+function findingsTable(doc) {
+  findings = doc.findings;
+  const body = $("#findings tbody");
+  body.replaceChildren(
+    ...findings.map((f) => {
+      const [r, g, b] = PALETTE[(f.number - 1) % PALETTE.length];
+      return el(
+        "tr",
+        { dataset: { number: f.number } },
+        el("td", {}, el("span", { class: "finding-no", style: `--c: rgb(${r} ${g} ${b})` }, f.number)),
+        el("td", { class: "num" }, `${f.diameter_mm.toFixed(1)} mm`),
+        el("td", {}, f.lesion_kind === "mass" ? "mass" : f.texture || "–"),
+        el("td", {}, badge(f.lung_rads)),
+        el("td", { class: "num" }, pct(f.probability)),
+        el("td", {}, el("button", {
+          type: "button", class: "btn btn-small", "aria-pressed": "false", dataset: { number: f.number },
+          "aria-label": `Show ${f.label} in every view`, onclick: () => jumpTo(f.number),
+        }, "Show")),
+      );
+    }),
+  );
+  const hidden = doc.n_candidates - findings.length;
+  $("#findings-summary").textContent = findings.length
+    ? `${findings.length} finding${findings.length > 1 ? "s" : ""} at probability ≥ ${Math.round(doc.min_probability * 100)} %` +
+      (hidden > 0 ? ` (${hidden} lower-probability candidate${hidden > 1 ? "s" : ""} not shown).` : ".")
+    : "No finding reaches the report's threshold.";
+}
+
+function qa(result) {
+  const q = result.qa || {};
+  $("#qa-verdict").replaceChildren(statusChip(result.status), " ", result.reason || (q.verdict ? `verdict: ${q.verdict}` : ""));
+  $("#qa-checks").replaceChildren(
+    ...(q.checks || []).map((c) =>
+      el("li", { class: `qa-${c.status}` }, el("span", { class: `chip chip-${c.status}` }, c.status), " ",
+        el("strong", {}, c.name), el("br"), el("span", { class: "muted" }, c.message)),
+    ),
+  );
+}
+
+function reportLinks(files) {
+  const have = new Set(files.files.map((f) => f.name));
+  const base = `/api/v1/analyses/${enc}/files/`;
+  const items = [
+    ["report/report.html", "View the report (HTML)", false],
+    ["report/report.pdf", "Download the report (PDF)", true],
+    ["dicom/seg.dcm", "Download DICOM SEG", true],
+    ["dicom/sr.dcm", "Download DICOM SR", true],
+    ["result.json", "Download result.json", true],
+  ];
+  const links = items
+    .filter(([name]) => have.has(name))
+    .map(([name, text, download]) =>
+      el("li", {}, el("a", { href: base + name, class: "btn", download: download ? name.split("/").pop() : null,
+        target: download ? null : "_blank", rel: "noopener", dataset: { file: name } }, text)));
+  if (!can("phi.read")) links.push(el("li", { class: "muted" }, "The report and the DICOM objects name the patient: your role may not open them."));
+  $("#report-links").replaceChildren(...links);
+}
+
+function studyInfo(analysis, study) {
+  const facts = [
+    ["Patient", study.patient ? `${study.patient.patient_name || "–"} (${study.patient.patient_id || "–"})` : "not shown to your role"],
+    ["Study date", study.study_date || "–"],
+    ["Description", study.description || "–"],
+    ["Priority", null],
+    ["Triage p", pct(analysis.triage_probability)],
+    ["Model", `${analysis.model_id || "–"} ${analysis.model_version || ""}`],
+  ];
+  $("#study-info").replaceChildren(
+    ...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v === null ? badge(analysis.lung_rads) : v)]),
+  );
+}
+
+async function main() {
+  let analysis = await api(`/analyses/${enc}`);
+  if (analysis.status !== "done") {
+    status(`The analysis is ${analysis.status} (${Math.round((analysis.progress || 0) * 100)} %)…`);
+    await new Promise((resolve) => {
+      const stop = every(1500, async () => {
+        analysis = await api(`/analyses/${enc}`);
+        status(`The analysis is ${analysis.status} (${Math.round((analysis.progress || 0) * 100)} %)…`);
+        if (["done", "failed", "cancelled"].includes(analysis.status)) {
+          stop();
+          resolve();
+        }
+      });
+    });
+    if (analysis.status !== "done") {
+      status(`The analysis ${analysis.status}: ${analysis.error || ""}`);
+      return;
+    }
+  }
+  const [shown, result, files, study] = await Promise.all([
+    api(`/analyses/${enc}/shown-findings`),
+    api(`/analyses/${enc}/result`),
+    api(`/analyses/${enc}/files`),
+    api(`/studies/${encodeURIComponent(analysis.study_id)}`),
+  ]);
+  studyInfo(analysis, study);
+  findingsTable(shown);
+  qa(result);
+  reportLinks(files);
+  await startViewer();
+}
+
+$$("[data-window]").forEach((b) => b.addEventListener("click", () => setWindow(b.dataset.window)));
+$$("[data-view]").forEach((b) => b.addEventListener("click", () => setView(b.dataset.view)));
+$("#overlay-toggle").addEventListener("click", (e) => {
+  const on = e.currentTarget.getAttribute("aria-pressed") !== "true";
+  e.currentTarget.setAttribute("aria-pressed", String(on));
+  if (nv?.volumes[1]) nv.setOpacity(1, on ? 0.55 : 0);
+});
+$("#reset-view").addEventListener("click", () => {
+  if (!nv) return;
+  nv.scene.pan2Dxyzmm = [0, 0, 0, 1];
+  nv.drawScene();
+});
+// keyboard: slices with the arrow keys / Page Up / Page Down (the axis of the view, axial in MPR)
+$("#viewer").addEventListener("keydown", (e) => {
+  if (!nv) return;
+  const step = { ArrowUp: 1, PageUp: 1, ArrowRight: 1, ArrowDown: -1, PageDown: -1, ArrowLeft: -1 }[e.key];
+  if (!step) return;
+  e.preventDefault();
+  const axis = { sagittal: [step, 0, 0], coronal: [0, step, 0] }[activeView] || [0, 0, step];
+  current = null;
+  nv.moveCrosshairInVox(...axis);
+  showPosition();
+});
+
+main().catch((e) => status(`The study could not be loaded: ${e.message}`));
