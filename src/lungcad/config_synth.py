@@ -5,6 +5,7 @@ Split from ``lungcad.config`` (which re-exports everything here) to keep one con
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -25,9 +26,83 @@ LATE_SYNTH_FIELDS: tuple[str, ...] = (
     "p_pleural_plaque",
     "granulomas_per_scan_max",
     "faint_dots_per_scan_max",
+    # follow-up pairs (issue 17, ``lungcad synth --follow-up``)
+    "followup",
 )
 # A 512 x 512 x 760 float32 volume is ~0.8 GB; the generator holds about four such buffers at its peak.
 SYNTH_MAX_VOXELS = 200_000_000
+
+
+FOLLOWUP_STATUSES: tuple[str, ...] = ("stable", "growing", "shrinking", "resolved")
+
+
+class FollowupConfig(_Section):
+    """Follow-up pairs (``lungcad synth --follow-up``, ``lungcad.synth.followup``): how the CURRENT scan of
+    a patient differs from the PRIOR one.  Unused by single-timepoint cohorts.
+
+    ``status_mix`` weighs the fates of each prior nodule (>= 3 mm; micronodules and masses stay stable);
+    ``new_nodules_max`` bounds the nodules that appear on the current scan only.  A growing nodule's
+    volume doubling time is drawn log-uniformly from ``growing_vdt_range_days`` inside the window that
+    keeps its volume ratio in ``[1 + min_volume_change, max_volume_ratio]`` and its diameter <= 30 mm;
+    a shrinking one's halving time likewise (ratio in ``[1 / max_volume_ratio, 1 / (1 + change)]``).
+    """
+
+    interval_days_range: tuple[int, int] = Field((90, 730), description="days between the two studies")
+    prior_date_range: tuple[str, str] = Field(
+        ("20180101", "20231231"), description="prior StudyDate (YYYYMMDD), drawn uniformly"
+    )
+    status_mix: dict[str, float] = Field(
+        default_factory=lambda: {"stable": 0.4, "growing": 0.35, "shrinking": 0.1, "resolved": 0.15}
+    )
+    new_nodules_max: int = Field(2, ge=0, le=10, description="nodules on the current scan only (0..max)")
+    new_diameter_range_mm: tuple[float, float] = (3.0, 10.0)
+    growing_vdt_range_days: tuple[float, float] = (50.0, 800.0)
+    shrinking_halving_range_days: tuple[float, float] = (60.0, 400.0)
+    min_volume_change: float = Field(0.25, ge=0.0, le=2.0, description="growing: V2/V1 >= 1 + this")
+    max_volume_ratio: float = Field(8.0, ge=1.5, le=64.0, description="growing: V2/V1 <= this")
+    max_roll_deg: float = Field(4.0, ge=0, le=15, description="change of roll about the long axis")
+    max_tilt_deg: float = Field(1.0, ge=0, le=3, description="change of tilt of the long axis (x, y)")
+    max_shift_mm: tuple[float, float, float] = Field((8.0, 8.0, 12.0), description="patient shift x, y, z")
+    inspiration_scale_max: tuple[float, float, float] = Field(
+        (0.02, 0.03, 0.05), description="body scale 1 + u * this along x, y, z, u ~ U(-1, 1) per patient"
+    )
+
+    @model_validator(mode="after")
+    def _check_followup(self) -> FollowupConfig:
+        lo, hi = self.interval_days_range
+        if not 1 <= lo <= hi <= 3650:
+            raise ValueError(
+                f"synth.followup.interval_days_range must be (low, high) with 1 <= low <= high <= 3650, got "
+                f"{self.interval_days_range}"
+            )
+        dates = []
+        for text in self.prior_date_range:
+            try:
+                dates.append(datetime.strptime(text, "%Y%m%d"))
+            except ValueError:
+                raise ValueError(
+                    f"synth.followup.prior_date_range must hold two YYYYMMDD dates, got {text!r}"
+                ) from None
+        if dates[0] > dates[1]:
+            raise ValueError(f"synth.followup.prior_date_range is reversed: {self.prior_date_range}")
+        check_mix("followup.status_mix", self.status_mix, FOLLOWUP_STATUSES)
+        check_range("followup.new_diameter_range_mm", self.new_diameter_range_mm, 3.0, 30.0)
+        check_range("followup.growing_vdt_range_days", self.growing_vdt_range_days, 10.0, 100000.0)
+        check_range(
+            "followup.shrinking_halving_range_days", self.shrinking_halving_range_days, 10.0, 100000.0
+        )
+        if any(not 0 <= v <= 50 for v in self.max_shift_mm):
+            raise ValueError(f"synth.followup.max_shift_mm must be in [0, 50] mm, got {self.max_shift_mm}")
+        if any(not 0 <= v <= 0.2 for v in self.inspiration_scale_max):
+            raise ValueError(
+                f"synth.followup.inspiration_scale_max must be in [0, 0.2], got {self.inspiration_scale_max}"
+            )
+        if 1 + self.min_volume_change > self.max_volume_ratio:
+            raise ValueError(
+                f"synth.followup.min_volume_change ({self.min_volume_change}) leaves no growth below "
+                f"max_volume_ratio ({self.max_volume_ratio})"
+            )
+        return self
 
 
 class SynthConfig(_Section):
@@ -106,6 +181,8 @@ class SynthConfig(_Section):
     p_pleural_plaque: float = Field(0.0, ge=0, le=1, description="scan holds 1-4 calcified pleural plaques")
     granulomas_per_scan_max: int = Field(0, ge=0, le=30, description="calcified granulomas 1-4 mm")
     faint_dots_per_scan_max: int = Field(0, ge=0, le=100, description="faint sub-3 mm dots (not listed)")
+    # follow-up pairs (issue 17): read only by ``lungcad synth --follow-up``
+    followup: FollowupConfig = Field(default_factory=FollowupConfig)
 
     @model_validator(mode="after")
     def _check_masses(self) -> SynthConfig:

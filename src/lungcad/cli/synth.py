@@ -32,12 +32,22 @@ def synth(
         "--background-annotations",
         help="folder with LUNA16 annotations(_excluded).csv of the backgrounds",
     ),
+    follow_up: bool = typer.Option(
+        False,
+        "--follow-up",
+        help="per patient a prior and a current scan months apart, with followup.json ground truth "
+        "(nodule matches, growth, doubling times; configs/synth_followup.yaml)",
+    ),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """Generate N synthetic chest CTs: DICOM and/or MetaImage, LUNA16 CSVs, LIDC XML, masks, manifest.
 
     With --background SCAN (repeatable): N hybrid scans per background instead, synthetic nodules inserted
     into the real CT (MetaImage, same cohort layout; see lungcad.synth.hybrid).
+
+    With --follow-up: N patients scanned twice (OUT/prior and OUT/current, each a cohort) and
+    OUT/followup.json with the exact prior -> current transform, study dates and per-nodule status, sizes
+    and doubling times (see lungcad.synth.followup_manifest).
     """
     from lungcad.synth import generate_cohort
 
@@ -49,6 +59,18 @@ def synth(
         raise InputError(
             f"--background writes MetaImage only, got --format {fmt}", fix="drop --format or use --format mhd"
         )
+    if follow_up and background:
+        raise InputError(
+            "--follow-up and --background cannot be combined: follow-up pairs are fully synthetic",
+            fix="drop one of the two options",
+        )
+    if follow_up:
+        from lungcad.synth.followup_cohort import followup_summary, generate_followup_cohort
+
+        cfg = get_config({"synth": overrides}).synth
+        fmanifest = generate_followup_cohort(cfg, out, overwrite=overwrite, progress=not as_json)
+        _print(followup_summary(fmanifest, out, time.perf_counter() - start), out, as_json)
+        return
     if background:  # hybrid scans: --n is per background
         from lungcad.synth.hybrid import generate_hybrid_cohort
 
@@ -59,7 +81,10 @@ def synth(
     else:
         cfg = get_config({"synth": overrides}).synth
         manifest = generate_cohort(cfg, out, overwrite=overwrite, progress=not as_json)
-    summary = _summary(manifest, out, time.perf_counter() - start)
+    _print(_summary(manifest, out, time.perf_counter() - start), out, as_json)
+
+
+def _print(summary: dict[str, Any], out: Path, as_json: bool) -> None:
     if as_json:
         print_json(summary)
         return

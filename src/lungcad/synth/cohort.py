@@ -71,8 +71,14 @@ def _write_json(path: Path, obj: Any) -> None:
     atomic_write_json(path, obj, indent=1, sort_keys=True)
 
 
-def write_scan(scan: SynthScan, out_dir: Path, fmt: Format) -> dict[str, Any]:
-    """Write one scan's files below ``out_dir`` and return its manifest entry (paths relative to it)."""
+def write_scan(
+    scan: SynthScan, out_dir: Path, fmt: Format, *, study_date: str | None = None
+) -> dict[str, Any]:
+    """Write one scan's files below ``out_dir`` and return its manifest entry (paths relative to it).
+
+    ``study_date`` (YYYYMMDD, follow-up pairs): written as StudyDate, SeriesDate, ContentDate and
+    AcquisitionDate; by default the series carry the writer's fixed date and no AcquisitionDate.
+    """
     folder = out_dir / "scans" / scan.scan_id
     if folder.exists():  # an unfinished or overwritten earlier attempt: no stale file may enter the hashes
         shutil.rmtree(folder)
@@ -104,6 +110,7 @@ def write_scan(scan: SynthScan, out_dir: Path, fmt: Format) -> dict[str, Any]:
                 study_uid=scan.uids.study_uid,
                 series_uid=uid,
                 series_description=scan.volume.metadata.series_description,
+                **({"study_date": study_date, "acquisition_date": study_date} if study_date else {}),
             ),
             scanner=ScannerSettings(
                 slice_thickness_mm=acq.slice_thickness_mm,
