@@ -40,7 +40,7 @@ web: $(WEB_DIST)/.built
 # PostgreSQL / Redis servers the service tests start; chromium: the dashboard's browser tests). .ci/run installs
 # them itself; on a developer machine run `make system-deps` once (as root, Debian / Ubuntu).
 SYSTEM_DEPS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0 fonts-dejavu-core poppler-utils dicom3tools \
-  postgresql redis-server chromium
+  postgresql redis-server chromium orthanc orthanc-dicomweb
 system-deps:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_DEPS)
 
