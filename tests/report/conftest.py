@@ -50,13 +50,20 @@ class Rendered:
 
 
 def render_detection(scan: Path, out: Path) -> Rendered:
+    import dataclasses
+
     from lungcad.infer.detector import Detector
     from lungcad.infer.outputs import write_outputs
+    from lungcad.infer.risk import attach_risk
     from lungcad.report.rerender import report_detection
 
     detector = Detector.load()
     run = detector.run(scan)
     threshold = detector.cfg.infer.report_threshold
+    # as analyse_scan does: every finding carries its Brock risk (schema 2.2)
+    run = dataclasses.replace(
+        run, result=attach_risk(run.result, run.volume, run.pre, None, report_threshold=threshold)
+    )
     write_outputs(run.result, run.volume, out, threshold)
     files = report_detection(run, detector, out, min_probability=threshold)
     return Rendered(run, files, out, threshold, detector)

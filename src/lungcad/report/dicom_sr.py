@@ -44,6 +44,14 @@ from lungcad.report.dicom_common import (
     nearest_source,
     producer,
 )
+from lungcad.report.dicom_sr_followup import (
+    change_evaluations,
+    change_measurements,
+    change_of,
+    comparison_groups,
+    risk_evaluations,
+    risk_measurements,
+)
 from lungcad.report.shown import ShownFinding
 from lungcad.types import CTVolume, ScanResult, Texture
 
@@ -149,8 +157,13 @@ def build_sr(
     scan_category: str,
     qa_verdict: str,
     midline_x_mm: float | None = None,
+    comparison=None,
 ) -> Dataset:
-    """The SR dataset (not written); ``seg`` is the SEG the volumetric groups reference (``None``: none)."""
+    """The SR dataset (not written); ``seg`` is the SEG the volumetric groups reference (``None``: none).
+
+    The Brock risk of each finding and, with ``comparison`` (``lungcad.longitudinal.Comparison``), the
+    interval change and the prior study go in as coded content (``dicom_sr_followup``).
+    """
     import highdicom as hd
 
     prod = producer(result)
@@ -178,8 +191,16 @@ def build_sr(
                     finding_type=codes.SCT.Nodule,
                     algorithm_id=algorithm,
                     finding_sites=site,
-                    measurements=_measurements(s, True),
-                    qualitative_evaluations=_evaluations(s, True),
+                    measurements=[
+                        *_measurements(s, True),
+                        *risk_measurements(s.finding.malignancy_risk),
+                        *change_measurements(change_of(s, comparison)),
+                    ],
+                    qualitative_evaluations=[
+                        *_evaluations(s, True),
+                        *risk_evaluations(s.finding.malignancy_risk),
+                        *change_evaluations(change_of(s, comparison)),
+                    ],
                 )
             )
         src = sources[nearest_source(volume, sources, s.finding.center_xyz_mm)]
@@ -199,6 +220,7 @@ def build_sr(
                 qualitative_evaluations=_evaluations(s, False),
             )
         )
+    groups.extend(comparison_groups(comparison, algorithm))
     groups.append(
         hd.sr.MeasurementsAndQualitativeEvaluations(
             tracking_identifier=hd.sr.TrackingIdentifier(identifier="Scan"),

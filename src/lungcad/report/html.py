@@ -20,6 +20,7 @@ from lungcad.report.figures.finding_views import finding_title
 from lungcad.report.figures.style import RADS_COLOURS
 from lungcad.report.guidance import Guidance, fleischner_line
 from lungcad.report.masks import SPHERE
+from lungcad.report.risk_text import RISK_NOTE, percent, risk_row
 from lungcad.report.shown import ReportOptions, ShownFinding, StudyKind
 from lungcad.report.source import StudyHeader
 from lungcad.types import CheckStatus, CTVolume, ScanResult, ScanStatus
@@ -128,7 +129,12 @@ def _row(
         "probability": f"{f.probability:.2f}",
         "triage": f"{f.triage_probability:.2f}" if f.triage_probability is not None else "-",
         "figure": figures.findings.get(s.number, ""),
-        "guidance": guidance,
+        "guidance": guidance
+        + (
+            f" Brock risk {percent(f.malignancy_risk.probability)}."
+            if f.malignancy_risk is not None and f.malignancy_risk.probability is not None
+            else ""
+        ),
         "mask_note": "Outline: a sphere of the reported diameter (no segmentation mask for this finding)."
         if sources.get(s.number) == SPHERE
         else "",
@@ -151,8 +157,11 @@ def report_context(
     midline_x_mm: float | None = None,
     software: str = "",
     image_numbers: dict[int, str] | None = None,
+    comparison: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Everything the template shows, as plain values.
+
+    ``comparison`` is ``comparison_text.comparison_context``'s block (None: no prior study).
 
     ``image_numbers`` maps a finding number to the centre slice as a viewer numbers it ("image 91": the
     source slice's InstanceNumber); without it the slice is counted in the volume ("91 of 133").
@@ -208,6 +217,9 @@ def report_context(
             for c in result.qa.checks
         ],
         "provenance": provenance,
+        "risk_rows": [risk_row(s.number, s.finding) for s in shown],
+        "risk_note": RISK_NOTE,
+        "comparison": comparison,
         "disclaimer": DISCLAIMER,
         "fmt_mm": _mm,
     }

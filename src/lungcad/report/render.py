@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from torch import nn
@@ -26,6 +27,7 @@ from lungcad.errors import InputError
 from lungcad.fileio import atomic_write_json, atomic_write_text
 from lungcad.preprocess.lung_mask import LungMask
 from lungcad.preprocess.pipeline import Preprocessed
+from lungcad.report.comparison_text import comparison_context, with_prior_categories
 from lungcad.report.dicom_common import producer, software_version
 from lungcad.report.guidance import guidance, scan_category
 from lungcad.report.html import Figures, qa_failed, render_html, report_context
@@ -34,6 +36,9 @@ from lungcad.report.pdf import html_to_pdf, write_pdf
 from lungcad.report.shown import ReportOptions, ShownFinding, shown_findings
 from lungcad.report.source import source_datasets, study_header
 from lungcad.types import CTVolume, ScanResult
+
+if TYPE_CHECKING:
+    from lungcad.longitudinal.contract import Comparison
 
 INPUT_NAME = "report_input.json"
 
@@ -143,7 +148,9 @@ def _figures(result, volume, labels, shown, lungs, pre, model, options, folder, 
     return Figures(paths, f"figures/{mip_path.name}", f"figures/{png.name}", files.view3d.name)
 
 
-def _dicom(result, volume, sources, labels, shown, pdf, category, midline, out, files, clock) -> None:
+def _dicom(
+    result, volume, sources, labels, shown, pdf, category, midline, out, files, clock, comparison
+) -> None:
     import highdicom as hd
 
     from lungcad.report.dicom_common import write_dataset
@@ -162,7 +169,7 @@ def _dicom(result, volume, sources, labels, shown, pdf, category, midline, out, 
         files.skipped.append("DICOM SEG: no finding to segment")
     clock.lap("dicom_seg")
     verdict = "fail" if qa_failed(result) else result.qa.verdict.value
-    sr = build_sr(result, volume, sources, shown, seg, tracking, category, verdict, midline)
+    sr = build_sr(result, volume, sources, shown, seg, tracking, category, verdict, midline, comparison)
     files.sr = write_dataset(sr, dicom_dir / "sr.dcm")
     clock.lap("dicom_sr")
     ds = build_pdf_dataset(pdf, sources[0], producer(result), "Lung nodule CAD report", references=[sr])
@@ -180,6 +187,7 @@ def render_report(
     lungs: LungMask | None = None,
     label_map: LabelMap | None = None,
     model: nn.Module | None = None,
+    comparison: Comparison | None = None,
 ) -> ReportFiles:
     """Render the clinician report, its figures and the DICOM objects for one analysed scan.
 
@@ -194,6 +202,9 @@ def render_report(
         label_map: the nodule labels to use instead of building them (``lungcad report`` reads them from
             ``nodules.nii.gz``); numbers must be the report's finding numbers.
         model: the detector's torch network, for Grad-CAM (``options.explain``).
+        comparison: this scan against a prior one (``lungcad compare``): adds the comparison section to
+            the report and the SR, and the matched nodules take their Lung-RADS with the prior rules
+            (``comparison_text``).  ``comparison.current.series_uid`` must be this result's series.
 
     Returns:
         The files written; ``skipped`` names what was not written and why (e.g. DICOM objects for a
@@ -204,7 +215,14 @@ def render_report(
     folder = out / "report"
     files = ReportFiles(folder)
     clock = _Clock(files.timings_s)
-    shown: list[ShownFinding] = shown_findings(result, options.min_probability)
+    if comparison is not None and comparison.current.series_uid not in ("", result.series_uid):
+        raise InputError(
+            f"the comparison is of series {comparison.current.series_uid}, the result of {result.series_uid}",
+            fix="pass the comparison whose current scan is this result's",
+        )
+    shown: list[ShownFinding] = with_prior_categories(
+        shown_findings(result, options.min_probability), comparison
+    )
     if lungs is None:
         if pre is not None:
             lungs = pre.lungs
@@ -251,6 +269,7 @@ def render_report(
         midline,
         software_version(),
         image_numbers,
+        comparison_context(comparison, shown),
     )
     html = render_html(context)
     files.html = atomic_write_text(folder / "report.html", html)
@@ -263,7 +282,9 @@ def render_report(
     elif sources is None:
         files.skipped.append("DICOM SEG / SR / PDF: the scan is not a DICOM series (nothing to reference)")
     else:
-        _dicom(result, volume, sources, label_map, shown, pdf, category, midline, out, files, clock)
+        _dicom(
+            result, volume, sources, label_map, shown, pdf, category, midline, out, files, clock, comparison
+        )
     files.input = atomic_write_json(
         out / INPUT_NAME,
         {
