@@ -348,7 +348,11 @@ CATALOGUE: tuple[tuple[str, str], ...] = (
     ("tests/io/test_bad_input.py", "Loading a scan (`lungcad ingest` / `detect`)"),
     ("tests/io/test_truncated.py", "Truncated or damaged image files"),
     ("tests/test_config.py", "Configuration (`--config`, `LUNGCAD_<SECTION>__<KEY>`)"),
+    ("tests/test_config_windows.py", "Configuration: the sliding-window size"),
+    ("tests/test_cli_options.py", "Command-line options"),
+    ("tests/test_out_option.py", "The `--out` folder"),
     ("tests/service/test_api_bad_input.py", "The API: uploads, STOW-RS, ids, keys, model files"),
+    ("tests/service/test_upload_limits.py", "The API: upload limits and unsafe archives"),
     ("tests/service/test_settings_validation.py", "Service start-up settings"),
 )
 
