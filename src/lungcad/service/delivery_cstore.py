@@ -51,7 +51,7 @@ def classify_status(code: int) -> Attempt:
 def send(dest: DeliveryDestination, path: Path) -> Attempt:
     """C-STORE the DICOM file ``path`` to ``dest`` (one association, released afterwards)."""
     import pydicom
-    from pynetdicom import AE
+    from pynetdicom import AE, evt
 
     ds = pydicom.dcmread(path)
     sop_class = str(ds.SOPClassUID)
@@ -60,16 +60,16 @@ def send(dest: DeliveryDestination, path: Path) -> Attempt:
     for name in ("acse_timeout", "dimse_timeout", "network_timeout", "connection_timeout"):
         setattr(ae, name, dest.timeout_s)
     ae.add_requested_context(sop_class, list(dict.fromkeys([ts, EXPLICIT_VR_LE, IMPLICIT_VR_LE])))
-    assoc = ae.associate(dest.host, dest.port, ae_title=dest.called_ae)
+    connected: list[bool] = []  # EVT_CONN_OPEN: the TCP connection stood (an abort after it is the peer's)
+    handlers = [(evt.EVT_CONN_OPEN, lambda _event: connected.append(True))]
+    assoc = ae.associate(dest.host, dest.port, ae_title=dest.called_ae, evt_handlers=handlers)
     if not assoc.is_established:
-        return _not_associated(assoc, dest)
+        if connected and any(c.abstract_syntax == sop_class for c in assoc.rejected_contexts):
+            return _refused_class(sop_class)  # pynetdicom aborts an association with no accepted context
+        return _not_associated(assoc, dest, bool(connected))
     try:
         if not any(c.abstract_syntax == sop_class for c in assoc.accepted_contexts):
-            return Attempt(
-                ok=False,
-                error=f"the destination accepts no presentation context for SOP class {sop_class} "
-                f"({_sop_name(sop_class)})",
-            )
+            return _refused_class(sop_class)
         status = assoc.send_c_store(ds)
     finally:
         if assoc.is_established:
@@ -81,7 +81,14 @@ def send(dest: DeliveryDestination, path: Path) -> Attempt:
     return classify_status(int(status.Status))
 
 
-def _not_associated(assoc: Any, dest: DeliveryDestination) -> Attempt:
+def _not_associated(assoc: Any, dest: DeliveryDestination, connected: bool) -> Attempt:
+    if not connected:  # pynetdicom reports a refused connection as an abort too
+        return Attempt(
+            ok=False,
+            transient=True,
+            error=f"no association: cannot connect to {dest.host}:{dest.port} (refused, unreachable or "
+            f"timed out after {dest.timeout_s:g} s)",
+        )
     if assoc.is_rejected:
         rsp = getattr(assoc.acceptor, "primitive", None)
         result = getattr(rsp, "result", None)
@@ -89,17 +96,14 @@ def _not_associated(assoc: Any, dest: DeliveryDestination) -> Attempt:
         return Attempt(
             ok=False, transient=result == _REJECTED_TRANSIENT, error=f"association rejected ({text})"
         )
-    if assoc.is_aborted:
-        return Attempt(ok=False, transient=True, error="association aborted by the destination")
-    return Attempt(
-        ok=False,
-        transient=True,
-        error=f"no association with {dest.host}:{dest.port} (connection refused, unreachable or timed out "
-        f"after {dest.timeout_s:g} s)",
-    )
+    why = "aborted by the destination" if assoc.is_aborted else f"no answer within {dest.timeout_s:g} s"
+    return Attempt(ok=False, transient=True, error=f"no association: {why}")
 
 
-def _sop_name(uid: str) -> str:
+def _refused_class(sop_class: str) -> Attempt:
     from pydicom.uid import UID
 
-    return UID(uid).name
+    name = UID(sop_class).name
+    return Attempt(
+        ok=False, error=f"the destination accepts no presentation context for SOP class {sop_class} ({name})"
+    )
