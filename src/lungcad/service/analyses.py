@@ -119,12 +119,17 @@ def create_analyses(
     model: str | None = None,
     report: bool = False,
     batch: bool = False,
+    risk: dict[str, object] | None = None,
 ) -> tuple[Batch | None, list[Analysis]]:
     """One analysis per ``(study_id, series_uid or None)``, all or none (a bad one fails the request).
+
+    ``risk``: the Brock risk options (``lungcad.infer.risk.RiskOptions`` keyword arguments); they change
+    the result, so they are part of the cache key.
 
     Returns the batch (``batch=True``) and the new rows in request order; queued ones are enqueued after
     the commit, cached ones are done already.
     """
+    risk_options = risk_key(risk)
     with ctx.sessions() as s:
         model_row = resolve_model(s, model)
     # the configuration the job will run under, stored once per hash (GET /configs/{hash})
@@ -141,7 +146,15 @@ def create_analyses(
         # one microsecond apart: the rows keep the request's order (batch listings sort by created_at)
         rows = [
             _new_row(
-                ctx, s, p, model_row.sha256, config_hash, report, batch_row, now + timedelta(microseconds=i)
+                ctx,
+                s,
+                p,
+                model_row.sha256,
+                config_hash,
+                report,
+                batch_row,
+                now + timedelta(microseconds=i),
+                risk_options,
             )
             for i, p in enumerate(plans)
         ]
@@ -159,9 +172,28 @@ def create_analysis(
     series_uid: str | None = None,
     model: str | None = None,
     report: bool = False,
+    risk: dict[str, object] | None = None,
 ) -> Analysis:
     """``POST /analyses``: one analysis (see :func:`create_analyses`)."""
-    return create_analyses(ctx, [(study_id, series_uid)], model=model, report=report)[1][0]
+    return create_analyses(ctx, [(study_id, series_uid)], model=model, report=report, risk=risk)[1][0]
+
+
+def risk_key(risk: dict[str, object] | None) -> str | None:
+    """The risk options as the row stores them: canonical JSON of the options given, None when none.
+
+    Raises:
+        ApiError: 422 when an option is out of range (``RiskOptions`` checks them).
+    """
+    import json
+
+    from lungcad.errors import InputError
+    from lungcad.infer.risk import RiskOptions
+
+    try:
+        options = RiskOptions(**(risk or {})).to_dict()  # type: ignore[arg-type]
+    except InputError as exc:
+        raise ApiError(422, "invalid_risk", str(exc), fix="see the risk fields of POST /analyses") from None
+    return json.dumps(options, sort_keys=True, separators=(",", ":")) if options else None
 
 
 def _new_row(
@@ -173,6 +205,7 @@ def _new_row(
     report: bool,
     batch: Batch | None,
     now: datetime,
+    risk_options: str | None = None,
 ) -> Analysis:
     row = Analysis(
         id=uuid.uuid4().hex,
@@ -181,13 +214,16 @@ def _new_row(
         model_sha256=sha,
         config_hash=config_hash,
         report=report,
+        risk_options=risk_options,
         status=AnalysisStatus.QUEUED,
         progress=0.0,
         attempts=0,
         created_at=now,
         batch_id=batch.id if batch is not None else None,
     )
-    hit = find_cached(s, plan.series_uid, sha, config_hash, report, storage=ctx.storage)
+    hit = find_cached(
+        s, plan.series_uid, sha, config_hash, report, storage=ctx.storage, risk_options=risk_options
+    )
     # a study changed since (a PACS added instances to the series) is analysed afresh
     if hit is not None and as_utc(hit.created_at) >= as_utc(plan.study.updated_at):
         for name, value in cached_values(hit).items():

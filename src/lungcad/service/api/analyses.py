@@ -47,7 +47,12 @@ def create_analysis(body: AnalysisCreate, ctx: CtxDep, request: Request) -> Anal
     """Queue a detection job, or reuse the result of the same series, model and configuration (then the
     new analysis is ``done`` at once with ``cached: true``)."""
     row = lib.create_analysis(
-        ctx, study_id=body.study_id, series_uid=body.series_uid, model=body.model, report=body.report
+        ctx,
+        study_id=body.study_id,
+        series_uid=body.series_uid,
+        model=body.model,
+        report=body.report,
+        risk=body.risk.options() if body.risk is not None else None,
     )
     audit.note(request, "analysis", row.id, study_id=row.study_id)
     return AnalysisCreated(id=row.id, status=row.status, cached=row.cached)

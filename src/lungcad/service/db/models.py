@@ -179,6 +179,9 @@ class Analysis(Base):
     model_sha256: Mapped[str] = mapped_column(ForeignKey("models.sha256"))
     config_hash: Mapped[str] = mapped_column(ForeignKey("configs.hash"))
     report: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the Brock risk options of the request as canonical JSON (lungcad.infer.risk.RiskOptions); part of
+    # the cache key; NULL: none given
+    risk_options: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[AnalysisStatus] = mapped_column(_enum(AnalysisStatus), index=True)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     stage: Mapped[str | None] = mapped_column(String(32))

@@ -32,6 +32,7 @@ def find_cached(
     *,
     storage: Storage,
     exclude: str | None = None,
+    risk_options: str | None = None,
 ) -> Analysis | None:
     """The newest done analysis of this key whose result folder exists and whose study has not changed
     since it was created (a PACS may have added instances to the series), or None.
@@ -39,6 +40,7 @@ def find_cached(
     Args:
         storage: where the result folders are (a row whose folder was removed by hand is no cache).
         exclude: an analysis id not to return (the row that is asking).
+        risk_options: the Brock risk options (``Analysis.risk_options``): they change the result.
     """
     q = (
         select(Analysis)
@@ -48,6 +50,9 @@ def find_cached(
             Analysis.model_sha256 == model_sha,
             Analysis.config_hash == config_hash,
             Analysis.report.is_(bool(report)),
+            Analysis.risk_options.is_(None)
+            if risk_options is None
+            else Analysis.risk_options == risk_options,
             Analysis.status == AnalysisStatus.DONE,
             Analysis.result_dir.is_not(None),
             Analysis.created_at >= Study.updated_at,

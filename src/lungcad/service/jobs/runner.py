@@ -145,6 +145,7 @@ class _Job:
     config_hash: str
     report: bool
     attempts: int
+    risk_options: str | None = None
 
 
 def run_analysis(
@@ -165,11 +166,14 @@ def run_analysis(
                 row = s.get(Analysis, analysis_id)
                 if row is None:
                     raise state.JobGone(f"analysis {analysis_id} was deleted")
-                job = _Job(row.series_uid, row.model_sha256, row.config_hash, bool(row.report), row.attempts)
+                job = _Job(
+                    row.series_uid, row.model_sha256, row.config_hash, bool(row.report), row.attempts,
+                    row.risk_options,
+                )  # fmt: skip
                 attempts = job.attempts
                 source = find_cached(
                     s, job.series_uid, job.model_sha, job.config_hash, job.report,
-                    storage=ctx.storage, exclude=analysis_id,
+                    storage=ctx.storage, exclude=analysis_id, risk_options=job.risk_options,
                 )  # fmt: skip
                 cached = None
                 if source is not None and source.result_dir:
@@ -193,6 +197,7 @@ def run_analysis(
                 series_uid=job.series_uid,
                 report=job.report,
                 progress=_Progress(ctx, analysis_id, token, started, beat),
+                risk=_risk_options(job.risk_options),
             )
             published = ctx.storage.publish_result(staging / "result", analysis_id)
             result = out.result if published else _read_result(ctx, analysis_id)
@@ -228,6 +233,13 @@ def run_analysis(
     finally:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _risk_options(stored: str | None):
+    """The row's Brock risk options (``Analysis.risk_options``) as ``RiskOptions`` (None: none given)."""
+    from lungcad.infer.risk import RiskOptions
+
+    return RiskOptions(**json.loads(stored)) if stored else None
 
 
 def _since(started: float) -> float:

@@ -7,7 +7,7 @@ The result itself is the public ``ScanResult`` contract (``lungcad.contracts``),
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
@@ -18,6 +18,24 @@ from lungcad.service.schemas import Page, RequestModel
 
 if TYPE_CHECKING:
     from lungcad.service.db.models import Analysis, ModelFile
+
+
+class RiskRequest(RequestModel):
+    """What the scan cannot give the Brock malignancy-risk model (``lungcad.infer.risk``); null: not known
+    (the model's stand-in is used and the result lists it as assumed)."""
+
+    family_history: bool | None = Field(None, description="a first-degree relative with lung cancer")
+    age_years: float | None = Field(None, ge=18, le=110, description="overrides the DICOM PatientAge")
+    sex: Literal["M", "F"] | None = Field(None, description="overrides the DICOM PatientSex")
+    emphysema: bool | None = Field(None, description="a visual read; overrides the %LAA-950 estimate")
+    spiculation: bool | None = Field(None, description="spiculated margins (applies to every finding)")
+
+    def options(self) -> dict[str, object]:
+        """The ``lungcad.infer.risk.RiskOptions`` keyword arguments of the fields given."""
+        given = self.model_dump(exclude_none=True)
+        if "sex" in given:
+            given["sex"] = {"M": "male", "F": "female"}[given["sex"]]
+        return given
 
 
 class AnalysisCreate(RequestModel):
@@ -34,6 +52,9 @@ class AnalysisCreate(RequestModel):
         description="a model's sha256 or a unique prefix of it (8+ hex digits); default: the active model",
     )
     report: bool = Field(False, description="also write the clinician report, DICOM SEG / SR and figures")
+    risk: RiskRequest | None = Field(
+        None, description="Brock risk inputs the scan cannot give (family history, ...); default: unknown"
+    )
 
 
 class AnalysisCreated(BaseModel):
