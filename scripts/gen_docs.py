@@ -24,6 +24,7 @@ from __future__ import annotations
 import ast
 import enum
 import json
+import re
 import sys
 import typing
 from collections.abc import Callable, Iterable
@@ -169,20 +170,46 @@ def _is_model(annotation: Any) -> bool:
     return isinstance(annotation, type) and hasattr(annotation, "model_fields")
 
 
-def _field_table(model: type, env_name: Callable[[str], str], out: list[str], effective: Any = None) -> None:
+def _field_table(
+    model: type,
+    env_name: Callable[[str], str],
+    out: list[str],
+    effective: Any = None,
+    comments: dict[str, str] | None = None,
+) -> None:
     """One row per field; ``effective``: an instance whose values are the defaults to show (the config's
-    ``configs/default.yaml`` values rather than the class defaults)."""
+    ``configs/default.yaml`` values rather than the class defaults); ``comments``: descriptions for fields
+    whose ``Field`` has none (the YAML's own comments)."""
     out.append("| key | type | default | range | description | environment variable |\n")
     out.append("|---|---|---|---|---|---|\n")
     for name, field in model.model_fields.items():
         if _is_model(field.annotation):
             continue
         default = _default(field) if effective is None else _value(getattr(effective, name))
+        desc = field.description or (comments or {}).get(name, "")
         out.append(
             f"| {_code(name)} | {_cell(_type_name(field.annotation))} | {_cell(default)} | "
-            f"{_cell(_constraints(field))} | {_cell(field.description or '')} | {_code(env_name(name))} |\n"
+            f"{_cell(_constraints(field))} | {_cell(desc)} | {_code(env_name(name))} |\n"
         )
     out.append("\n")
+
+
+def yaml_comments(text: str) -> dict[tuple[str, ...], str]:
+    """``key: value  # comment`` lines of a YAML file by key path, e.g. ``("preprocess", "hu_min")``."""
+    found: dict[tuple[str, ...], str] = {}
+    stack: list[tuple[int, str]] = []  # (indent, key) of the open mappings
+    for line in text.splitlines():
+        m = re.match(r"^( *)([A-Za-z_]\w*):(.*)$", line)
+        if not m:
+            continue
+        indent, key, rest = len(m.group(1)), m.group(2), m.group(3)
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        value, _, comment = rest.partition("#")
+        if comment.strip() and value.strip():  # a value with a comment (a section header has no value)
+            found[(*(k for _, k in stack), key)] = comment.strip()
+        stack.append((indent, key))
+    return found
 
 
 def config_page() -> str:
@@ -200,11 +227,14 @@ def config_page() -> str:
         "default column is the value in effect without `--config` (the class default overlaid by "
         "`configs/default.yaml`).\n\n",
     ]
-    _config_sections(LungcadConfig, shipped, [], out, ENV_PREFIX)
+    comments = yaml_comments((REPO / "src" / "lungcad" / "configs" / "default.yaml").read_text())
+    _config_sections(LungcadConfig, shipped, [], out, ENV_PREFIX, comments)
     return "".join(out)
 
 
-def _config_sections(model: type, effective: Any, path: list[str], out: list[str], prefix: str) -> None:
+def _config_sections(
+    model: type, effective: Any, path: list[str], out: list[str], prefix: str, comments: dict
+) -> None:
     """One heading + table per section, nested sections (e.g. ``synth.followup``) after their parent."""
     import inspect
 
@@ -218,8 +248,10 @@ def _config_sections(model: type, effective: Any, path: list[str], out: list[str
         if doc:
             out.append(inspect.cleandoc(doc) + "\n\n")
         env_of = "__".join(p.upper() for p in here)
-        _field_table(sub, lambda n, e=env_of: f"{prefix}{e}__{n.upper()}", out, getattr(effective, name))
-        _config_sections(sub, getattr(effective, name), here, out, prefix)
+        mine = {k[-1]: v for k, v in comments.items() if list(k[:-1]) == here}
+        env = lambda n, e=env_of: f"{prefix}{e}__{n.upper()}"  # noqa: E731
+        _field_table(sub, env, out, getattr(effective, name), mine)
+        _config_sections(sub, getattr(effective, name), here, out, prefix, comments)
 
 
 def settings_page() -> str:

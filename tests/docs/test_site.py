@@ -184,3 +184,21 @@ def test_generate_rewrites_only_what_changed(tmp_path: Path) -> None:
     first = gen.generate(tmp_path)
     assert {p.name for p in first} == set(gen.pages())
     assert gen.generate(tmp_path) == []  # nothing changed: nothing rewritten (mkdocs serve would loop)
+
+
+def test_yaml_comments_by_key_path() -> None:
+    text = (
+        "# header comment\n"
+        "preprocess:\n"
+        "  hu_min: -1000.0              # intensity window\n"
+        "  hu_max: 400.0\n"
+        "synth:                         # a section comment is not a key's\n"
+        "  followup:\n"
+        "    n: 3  # pairs\n"
+        "  seed: 0 # cohort seed\n"
+    )
+    assert _gen_docs().yaml_comments(text) == {
+        ("preprocess", "hu_min"): "intensity window",
+        ("synth", "followup", "n"): "pairs",
+        ("synth", "seed"): "cohort seed",
+    }
