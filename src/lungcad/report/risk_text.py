@@ -8,9 +8,12 @@ before schema 2.2 has no risk: "not computed".
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
+from lungcad.annotations.brock import PANCAN_AGE_RANGE_YEARS, brock_risk
 from lungcad.contracts import MalignancyRisk, RiskInputSource
+from lungcad.infer.risk import brock_inputs_of
 from lungcad.types import Finding
 
 ASSUMED_MARK = "*"
@@ -88,6 +91,26 @@ def risk_inputs(r: MalignancyRisk) -> dict[str, str]:
     }
 
 
+def worst_case(r: MalignancyRisk) -> float | None:
+    """The probability with every unknown input at its riskiest: age 75 (PanCan's oldest), female, and
+    each unknown yes/no input present.  None when nothing was unknown or the model does not apply.
+
+    Why: a stand-in is the *lowest*-risk reading of a missing input, so the printed risk is a lower bound
+    for the inputs nobody gave; the reader sees how far it could go.
+    """
+    if not r.applicable or not r.assumed:
+        return None
+    i = brock_inputs_of(r)
+    flags = ("family_history", "emphysema", "upper_lobe", "spiculation")
+    worst = dataclasses.replace(
+        i,
+        age_years=PANCAN_AGE_RANGE_YEARS[1] if i.age_years is None else i.age_years,
+        sex="female" if i.sex is None else i.sex,
+        **{k: True for k in flags if getattr(i, k) is None},
+    )
+    return brock_risk(worst).probability
+
+
 def risk_explanation(f: Finding) -> str:
     """One line: what raises the risk most, how many inputs were assumed, and the caveats."""
     r = f.malignancy_risk
@@ -102,7 +125,11 @@ def risk_explanation(f: Finding) -> str:
         f"raised most by {' and '.join(parts)} log-odds" if parts else "no input raises it above the baseline"
     )
     if r.assumed:
-        line += f"; {len(r.assumed)} input{'s' if len(r.assumed) > 1 else ''} not known ({ASSUMED_MARK})"
+        n = len(r.assumed)
+        line += f"; {n} input{'s' if n > 1 else ''} not known ({ASSUMED_MARK})"
+        high = worst_case(r)
+        if high is not None and high > (r.probability or 0.0):
+            line += f", up to {percent(high)} if {'they were' if n > 1 else 'it were'} unfavourable"
     extra = [n for n in r.notes if not n.startswith(("upper lobe:", "size:"))]  # shown in the cells
     return line + "." + "".join(f" {n[0].upper()}{n[1:]}." for n in extra)
 
