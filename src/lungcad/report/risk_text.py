@@ -119,7 +119,8 @@ def risk_explanation(f: Finding) -> str:
     if not r.applicable:
         return "Calcified (benign pattern): the Brock model does not apply."
     raising = sorted(((v, k) for k, v in r.terms.items() if k != "intercept" and v > 0.05), reverse=True)
-    parts = [f"{TERM_NAMES.get(k, k)} {v:+.2f}" for v, k in raising[:2]]
+    names = TERM_NAMES | {"type": f"{r.inputs.nodule_type.value} type"}
+    parts = [f"{names.get(k, k)} {v:+.2f}" for v, k in raising[:2]]
     line = f"{percent(r.probability or 0.0)}: "
     line += (
         f"raised most by {' and '.join(parts)} log-odds" if parts else "no input raises it above the baseline"
