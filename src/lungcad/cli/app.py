@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from lungcad.cli import (
+    compare,
     crossval,
     detect,
     evaluate,
@@ -19,7 +20,19 @@ from lungcad.cli import (
 from lungcad.cli.common import global_options
 
 # The order of ``lungcad --help``: intake first, then ground truth, cohorts, training, detection, evaluation.
-COMMAND_MODULES = (intake, groundtruth, synth, train, train_fpr, crossval, detect, report, evaluate, service)
+COMMAND_MODULES = (
+    intake,
+    groundtruth,
+    synth,
+    train,
+    train_fpr,
+    crossval,
+    detect,
+    report,
+    compare,
+    evaluate,
+    service,
+)
 
 
 def build_app() -> typer.Typer:

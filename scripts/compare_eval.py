@@ -1,0 +1,221 @@
+"""Measure ``lungcad compare`` on a synthetic follow-up cohort (``lungcad synth --follow-up``).
+
+    python scripts/compare_eval.py COHORT [--inputs detect|truth] [--cache DIR] [--json OUT.json]
+
+``--inputs truth`` compares the ground-truth nodules of each scan (registration + matching alone: the
+images are registered, the findings are the manifest's exact centres and nominal sizes); ``detect`` (the
+default) runs the detector on both scans, as ``lungcad compare`` does, and scores the end-to-end result.
+Detections are cached per series in ``--cache`` (result.json files), so a re-run only re-compares.
+
+Printed (and written to ``--json``):
+
+* matching accuracy: of the nodules on both scans (stable / growing / shrinking) whose two findings are
+  in the comparison (truth: all; detect: both detected, each within max(radius, 3 mm) of the truth), the
+  share paired with each other;
+* new / resolved: of the new nodules found on the current scan, the share called ``new``; of the
+  resolved ones found on the prior scan, the share called ``resolved``; matched nodules wrongly called
+  new or resolved;
+* interval change: confusion of stable / growing / shrinking against the truth's nominal diameters under
+  the same rule (> 1.5 mm), for matched pairs;
+* doubling time: median relative error |VDT - VDT_true| / VDT_true over correctly matched growing
+  nodules, its bootstrap 95 % interval, and the share of true VDTs inside the reported 95 % interval;
+* registration: residual (target registration error) at the nodule centres, from the exact
+  ``prior_to_current``; lung Dice and surface distance;
+* the measured volume repeatability: SD of ln(V2/V1)_measured - ln(V2/V1)_true over correctly matched
+  pairs, divided by sqrt(2) (what ``lungcad.longitudinal.growth.VOLUME_ERROR`` is set from).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from lungcad.annotations.lungrads import interval_change
+from lungcad.infer.detector import Detector
+from lungcad.infer.outputs import write_result_json
+from lungcad.longitudinal.compare import CompareSettings, compare_sides
+from lungcad.longitudinal.growth import doubling_time
+from lungcad.longitudinal.sides import Side, load_side, read_result_json
+from lungcad.synth.followup_manifest import FollowupPatient, load_followup_manifest
+from lungcad.types import Finding, ScanResult, Texture
+
+
+def truth_result(patient: FollowupPatient, when: str) -> tuple[ScanResult, list[str]]:
+    """The manifest's nodules on one scan as a ScanResult (and the nodule id of each finding)."""
+    findings, ids = [], []
+    for n in patient.nodules:
+        tp = getattr(n, when)
+        if tp is None or n.micronodule:
+            continue
+        findings.append(
+            Finding(tuple(tp.center_xyz_mm), tp.diameter_mm, volume_mm3=tp.volume_mm3, texture=Texture(n.texture))
+        )
+        ids.append(n.nodule_id)
+    return ScanResult(getattr(patient, when).series_uid, findings), ids
+
+
+def assign_truth(result: ScanResult, patient: FollowupPatient, when: str, min_p: float) -> list[str | None]:
+    """Per finding, the nodule id it hits (within max(radius, 3 mm)), or None."""
+    out: list[str | None] = []
+    for f in result.findings:
+        hit = None
+        if f.probability >= min_p:
+            best = math.inf
+            for n in patient.nodules:
+                tp = getattr(n, when)
+                if tp is None:
+                    continue
+                d = float(np.linalg.norm(np.subtract(f.center_xyz_mm, tp.center_xyz_mm)))
+                if d <= max(tp.diameter_mm / 2, 3.0) and d < best:
+                    hit, best = n.nodule_id, d
+        out.append(hit)
+    return out
+
+
+def detected_side(detector: Detector, path: Path, cache: Path | None) -> Side:
+    if cache is not None:
+        cached = cache / f"{path.parent.parent.parent.name}_{path.parent.name}_{path.name}.json"
+        if cached.is_file():
+            return load_side(path, result=read_result_json(cached), preprocess=detector.cfg.preprocess)
+        side = load_side(path, detector=detector)
+        cache.mkdir(parents=True, exist_ok=True)
+        write_result_json(side.result, cached)
+        return side
+    return load_side(path, detector=detector)
+
+
+def bootstrap_median(values: list[float], seed: int = 0, n: int = 2000) -> tuple[float, float]:
+    rng = np.random.default_rng(seed)
+    arr = np.asarray(values)
+    meds = [float(np.median(rng.choice(arr, arr.size))) for _ in range(n)]
+    return float(np.percentile(meds, 2.5)), float(np.percentile(meds, 97.5))
+
+
+def evaluate(cohort: Path, inputs: str, cache: Path | None, model: Path | None) -> dict:
+    manifest = load_followup_manifest(cohort)
+    detector = Detector.load(model) if inputs == "detect" else None
+    settings = CompareSettings(min_probability=detector.cfg.infer.report_threshold if detector else 0.5)
+    both = [0, 0]  # matched correctly, considered
+    new, resolved = [0, 0], [0, 0]
+    false_new = false_resolved = 0
+    confusion: Counter[tuple[str, str]] = Counter()
+    vdt_err, vdt_cover, tre, dice, msd, log_err, seconds = [], [], [], [], [], [], []
+    for patient in manifest.patients:
+        t0 = time.perf_counter()
+        sides, ids = {}, {}
+        for when in ("prior", "current"):
+            scan = cohort / getattr(patient, when).image()
+            if detector is None:
+                result, ids[when] = truth_result(patient, when)
+                sides[when] = load_side(scan, result=result)
+            else:
+                sides[when] = detected_side(detector, scan, cache)
+                ids[when] = assign_truth(sides[when].result, patient, when, settings.floor_probability)
+        c = compare_sides(sides["current"], sides["prior"], settings)
+        seconds.append(time.perf_counter() - t0)
+        reg = c.registration
+        dice.append(reg.lung_dice)
+        msd.append(reg.mean_surface_distance_mm)
+        truth = {n.nodule_id: n for n in patient.nodules}
+        pairs = {}  # nodule id -> the comparison entry holding it
+        for entry in c.nodules:
+            cid = ids["current"][entry.current_index] if entry.current_index is not None else None
+            pid = ids["prior"][entry.prior_index] if entry.prior_index is not None else None
+            for key in {cid, pid} - {None}:
+                pairs.setdefault(key, []).append((entry, cid, pid))
+        for nid, n in truth.items():
+            if n.micronodule:
+                continue
+            entries = pairs.get(nid, [])
+            if n.prior is not None and n.current is not None:
+                mapped = patient.map_prior_to_current(np.asarray(n.prior.center_xyz_mm))
+                found = [e for e in entries if e[1] == nid and e[2] == nid]
+                on_both = {e[1] for e in entries} >= {nid} and {e[2] for e in entries} >= {nid}
+                if detector is None or on_both:
+                    both[1] += 1
+                    both[0] += bool(found)
+                if found:
+                    e = found[0][0]
+                    tre.append(float(np.linalg.norm(np.subtract(e.prior_center_registered_xyz_mm, mapped))))
+                    want = interval_change(round(n.current.diameter_mm, 1) - round(n.prior.diameter_mm, 1))
+                    confusion[(want.value, e.status.value)] += 1
+                    true_r = math.log(n.current.volume_mm3 / n.prior.volume_mm3)
+                    if e.doubling_time is not None:
+                        log_err.append(e.doubling_time.log_ratio - true_r)
+                    if n.vdt_days is not None and n.vdt_days > 0 and e.doubling_time is not None:
+                        d = e.doubling_time
+                        est = d.days if d.days is not None else math.inf
+                        vdt_err.append(abs(est - n.vdt_days) / n.vdt_days)
+                        lo = d.low_days if d.low_days is not None else 0.0
+                        hi = d.high_days if d.high_days is not None else math.inf
+                        vdt_cover.append(lo <= n.vdt_days <= hi)
+                else:
+                    false_new += any(e[0].status.value == "new" and e[1] == nid for e in entries)
+                    false_resolved += any(e[0].status.value == "resolved" and e[2] == nid for e in entries)
+            elif n.current is not None and any(e[1] == nid for e in entries):
+                new[1] += 1
+                new[0] += any(e[1] == nid and e[0].status.value == "new" for e in entries)
+            elif n.prior is not None and any(e[2] == nid for e in entries):
+                resolved[1] += 1
+                resolved[0] += any(e[2] == nid and e[0].status.value == "resolved" for e in entries)
+        print(
+            f"{patient.patient_id}: {c.counts()} dice {reg.lung_dice:.3f} msd {reg.mean_surface_distance_mm:.2f} "
+            f"{seconds[-1]:.1f} s",
+            file=sys.stderr,
+        )
+    med = float(np.median(vdt_err)) if vdt_err else None
+    report = {
+        "cohort": str(cohort),
+        "seed": manifest.config.get("seed"),
+        "inputs": inputs,
+        "patients": len(manifest.patients),
+        "matching_accuracy": both[0] / both[1] if both[1] else None,
+        "matching_counts": both,
+        "new_called_new": new,
+        "resolved_called_resolved": resolved,
+        "matched_nodules_called_new": false_new,
+        "matched_nodules_called_resolved": false_resolved,
+        "interval_change_confusion": {f"{a}->{b}": k for (a, b), k in sorted(confusion.items())},
+        "vdt_n": len(vdt_err),
+        "vdt_median_relative_error": med,
+        "vdt_median_relative_error_ci95": bootstrap_median(vdt_err) if len(vdt_err) > 1 else None,
+        "vdt_interval_coverage": float(np.mean(vdt_cover)) if vdt_cover else None,
+        "tre_mm_mean": float(np.mean(tre)) if tre else None,
+        "tre_mm_max": float(np.max(tre)) if tre else None,
+        "lung_dice_mean": float(np.mean(dice)),
+        "lung_dice_min": float(np.min(dice)),
+        "surface_distance_mm_mean": float(np.mean(msd)),
+        "volume_repeatability_sd": float(np.std(log_err, ddof=1) / math.sqrt(2)) if len(log_err) > 2 else None,
+        "volume_log_ratio_bias": float(np.mean(log_err)) if log_err else None,
+        "seconds_per_pair_mean": float(np.mean(seconds)),
+        "volume_error_used": settings.volume_error,
+    }
+    _ = doubling_time  # the model the intervals come from (lungcad.longitudinal.growth)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("cohort", type=Path)
+    parser.add_argument("--inputs", choices=("detect", "truth"), default="detect")
+    parser.add_argument("--cache", type=Path, default=None, help="folder for cached detections")
+    parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    args = parser.parse_args(argv)
+    report = evaluate(args.cohort, args.inputs, args.cache, args.model)
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
