@@ -32,6 +32,16 @@ def test_follow_up_command_writes_a_cohort(tmp_path: Path, capsys: pytest.Captur
     assert "already holds a cohort" in capsys.readouterr().err
 
 
+def test_follow_up_into_a_single_timepoint_cohort_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "manifest.json").write_text("{}")
+    args = ["synth", "--follow-up", "--n", "1", "--out", str(tmp_path), "--overwrite"]
+    assert main(args) == 2
+    assert "holds a single-timepoint cohort" in capsys.readouterr().err
+    assert not (tmp_path / "prior").exists()
+
+
 def test_follow_up_with_background_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     scan = tmp_path / "real.mhd"
     scan.write_text("")

@@ -174,7 +174,13 @@ def generate_followup_cohort(
     if fmt not in FORMATS:
         raise InputError(f"format must be one of {FORMATS}, got {fmt!r}", fix="use dicom, mhd or both")
     out = Path(out_dir)
-    held = [p for p in (out / FOLLOWUP_MANIFEST, out / MANIFEST) if p.exists()]
+    if (out / MANIFEST).exists():  # --overwrite would leave its scans and manifest beside prior/ and current/
+        raise InputError(
+            "output folder holds a single-timepoint cohort (manifest.json), not a follow-up cohort",
+            path=out,
+            fix="choose another folder for the follow-up cohort",
+        )
+    held = [p for p in (out / FOLLOWUP_MANIFEST,) if p.exists()]
     held += [out / t / MANIFEST for t in TIMEPOINTS if (out / t / MANIFEST).exists()]
     if held and not overwrite:
         raise InputError(
