@@ -52,12 +52,17 @@ class FollowupConfig(_Section):
         ("20180101", "20231231"), description="prior StudyDate (YYYYMMDD), drawn uniformly"
     )
     status_mix: dict[str, float] = Field(
-        default_factory=lambda: {"stable": 0.4, "growing": 0.35, "shrinking": 0.1, "resolved": 0.15}
+        default_factory=lambda: {"stable": 0.4, "growing": 0.35, "shrinking": 0.1, "resolved": 0.15},
+        description="relative weights of the fate of each prior nodule (resolved: prior scan only)",
     )
     new_nodules_max: int = Field(2, ge=0, le=10, description="nodules on the current scan only (0..max)")
-    new_diameter_range_mm: tuple[float, float] = (3.0, 10.0)
-    growing_vdt_range_days: tuple[float, float] = (50.0, 800.0)
-    shrinking_halving_range_days: tuple[float, float] = (60.0, 400.0)
+    new_diameter_range_mm: tuple[float, float] = Field((3.0, 10.0), description="diameters of new nodules")
+    growing_vdt_range_days: tuple[float, float] = Field(
+        (50.0, 800.0), description="volume doubling time of growing nodules (log-uniform)"
+    )
+    shrinking_halving_range_days: tuple[float, float] = Field(
+        (60.0, 400.0), description="volume halving time of shrinking nodules (VDT = minus this)"
+    )
     min_volume_change: float = Field(0.25, ge=0.0, le=2.0, description="growing: V2/V1 >= 1 + this")
     max_volume_ratio: float = Field(8.0, ge=1.5, le=64.0, description="growing: V2/V1 <= this")
     max_roll_deg: float = Field(4.0, ge=0, le=15, description="change of roll about the long axis")
