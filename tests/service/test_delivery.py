@@ -149,6 +149,18 @@ def test_attempts_are_bounded(tmp_path: Path, port: int) -> None:
     ctx.close()
 
 
+def test_an_unreachable_pacs_is_tried_once_per_round(tmp_path: Path, port: int) -> None:
+    ctx = open_with(tmp_path, [cstore(port, timeout_s=5)])
+    aid, _ = done_analysis(ctx)
+    queue_deliveries(ctx, aid)
+    now = utcnow()
+    assert deliver_due(ctx, now=now) == 1  # the other two objects wait for the next round
+    assert sorted(r.attempts for r in rows(ctx, aid).values()) == [0, 0, 1]
+    assert deliver_due(ctx, now=now) == 1  # the first backs off; the next object is tried
+    assert sorted(r.attempts for r in rows(ctx, aid).values()) == [0, 1, 1]
+    ctx.close()
+
+
 def test_out_of_resources_is_retried_then_delivered(tmp_path: Path, port: int) -> None:
     ctx = open_with(tmp_path, [cstore(port, objects=["sr"], backoff_s=0)])
     aid, _ = done_analysis(ctx, ("sr",))

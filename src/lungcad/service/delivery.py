@@ -17,6 +17,8 @@ retries, every attempt recorded in the delivery log (``result_deliveries``, ``GE
   ``delivery_stow`` for which C-STORE statuses and HTTP answers count) waits ``backoff_s * 2**(n-1)`` seconds
   (at most ``backoff_cap_s``) after the n-th attempt; the row is ``failed`` after ``max_attempts`` attempts
   or at the first permanent failure (a refusal that would repeat), never retried endlessly.
+  A destination that gave no answer at all (down, unreachable) is not tried again in the same round: its
+  other objects wait for the next round instead of each waiting out the timeout.
 * A pending row of a destination later disabled waits (it is sent once the destination is enabled again);
   one whose destination was removed from the settings fails with that reason.
 
@@ -243,9 +245,13 @@ def _record(
 def _fail_unconfigured(ctx: ServiceContext, now: datetime) -> None:
     """Pending rows of destinations no longer in the settings cannot be sent: fail them with the reason."""
     names = [d.name for d in ctx.settings.delivery_destinations]
+    where = (ResultDelivery.status == P.PENDING, ResultDelivery.destination.not_in(names))
+    with ctx.sessions() as s:  # a read first: an UPDATE would take SQLite's write lock every second
+        if s.scalars(select(ResultDelivery.id).where(*where).limit(1)).first() is None:
+            return
     stmt = (
         update(ResultDelivery)
-        .where(ResultDelivery.status == P.PENDING, ResultDelivery.destination.not_in(names))
+        .where(*where)
         .values(status=P.FAILED, last_error="the destination is no longer configured", last_attempt_at=now)
         .execution_options(synchronize_session=False)
     )
@@ -275,7 +281,10 @@ def deliver_due(ctx: ServiceContext, *, now: datetime | None = None) -> int:
             .limit(BATCH)
         ).all()
     sent = 0
+    down: set[str] = set()  # destinations that could not be reached this round: their other rows wait
     for delivery_id, name in due:
+        if name in down:
+            continue  # one unreachable PACS costs one timeout per round, not one per object
         dest = dests[name]
         now = fixed or utcnow()
         token = _claim(ctx, delivery_id, now, _claim_s(dest))
@@ -299,6 +308,8 @@ def deliver_due(ctx: ServiceContext, *, now: datetime | None = None) -> int:
                 out = Attempt(ok=False, error=f"internal error ({type(exc).__name__}: {exc})")
         status = _record(ctx, row, token, dest, out, fixed or utcnow())
         sent += 1
+        if not out.ok and out.transient and out.status is None:  # no answer at all: down or unreachable
+            down.add(name)
         log.info(
             "delivery_attempt", delivery=delivery_id, job=row.analysis_id, destination=name,
             object=row.object_kind, attempt=row.attempts + 1, status_code=out.status, outcome=status.value,
