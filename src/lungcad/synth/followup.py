@@ -227,28 +227,37 @@ def _new_nodules(
     return new
 
 
+@dataclass(frozen=True)
+class _Findings:
+    """What both renderings of a patient share: lesion fates, scars, the inside check, occupied spots."""
+
+    fates: list[NoduleFate]
+    scars: list[Scar]
+    inside: Any  # (body (N, 3), margin (N,)) -> bool (N,): inside both scans
+    taken: list  # (body centre, radius mm) kept clear by the distractors
+
+
 def _render_timepoint(
     cfg: SynthConfig,
     ids: ScanIds,
     draw: PatientDraw,
     geom: ScanGeometry,
-    fates: list[NoduleFate],
+    shared: _Findings,
     which: str,
-    scars: list[Scar],
-    both_inside,
-    taken: list,
     rngs: tuple[np.random.Generator, np.random.Generator],
     body=None,
 ) -> SynthScan:
+    """One scan: the body (unless given), the lesions on the ``which`` scan, distractors, scanner, readers."""
     body = body or render_body(cfg, ids.index, draw, geom, ids.uids, ids.scan_id)
-    on = [f for f in fates if getattr(f, which) is not None]
+    on = [f for f in shared.fates if getattr(f, which) is not None]
     specs = [getattr(f, which) for f in on]
     labels = [f.label for f in on]
     streams = [_texture_rng(cfg.seed, ids.index, f.label) for f in on]
-    label, lesions = draw_findings(body, geom, draw.anat, specs, scars, labels, streams)
-    body.realism.add_distractors(body.volume, geom, draw.anat, taken, both_inside)
+    label, lesions = draw_findings(body, geom, draw.anat, specs, shared.scars, labels, streams)
+    body.realism.add_distractors(body.volume, geom, draw.anat, shared.taken, shared.inside)
     body.clock.lap("lesions")
-    return finish_scan(cfg, ids, draw, geom, body, (specs, scars, lesions, label), labels, rngs)
+    findings = (specs, shared.scars, lesions, label)
+    return finish_scan(cfg, ids, draw, geom, body, findings, labels, rngs)
 
 
 def _ids(cfg: SynthConfig, index: int, geom: ScanGeometry, timepoint: str) -> ScanIds:
@@ -291,16 +300,15 @@ def generate_followup_pair(cfg: SynthConfig, index: int) -> FollowupPair:
         (f.prior.centre if f.prior is not None else f.current.centre, _radius(f))  # type: ignore[union-attr]
         for f in fates
     ] + [(sc.centre, 6.0) for sc in scars]
+    shared = _Findings(fates, scars, both_inside, taken)
     prior = _render_timepoint(
-        cfg, ids_p, draw, geom_p, fates, "prior", scars, both_inside, taken,
-        (draw.rngs["acquisition"], draw.rngs["readers"]), body_p,
-    )  # fmt: skip
+        cfg, ids_p, draw, geom_p, shared, "prior", (draw.rngs["acquisition"], draw.rngs["readers"]), body_p
+    )
     del body_p
     draw_c = draw_patient(cfg, index)  # fresh streams: the same body again
     current = _render_timepoint(
-        cfg, ids_c, draw_c, geom_c, fates, "current", scars, both_inside, taken,
-        (frng["acquisition"], frng["readers"]),
-    )  # fmt: skip
+        cfg, ids_c, draw_c, geom_c, shared, "current", (frng["acquisition"], frng["readers"])
+    )
     transform = geom_c.frame.affine() @ np.linalg.inv(geom_p.frame.affine())
     return FollowupPair(
         index=index,
