@@ -1,6 +1,7 @@
 """The PACS round trip with a real Orthanc (issue 16): the bundled LIDC slab is uploaded to Orthanc A (REST
 ``POST /instances``), A sends the study to lungcad's DICOM listener (``POST /modalities/lungcad/store``:
-C-STORE), lungcad analyses it (with the shipped model, report on: DICOM in, DICOM out) and delivers the
+C-STORE), lungcad -- ``lungcad dicom-listener`` and ``lungcad worker`` as processes -- analyses it (the
+shipped model, report on: DICOM in, DICOM out) and its worker delivers the
 SEG + SR + Encapsulated PDF back: by C-STORE to Orthanc A and by STOW-RS to Orthanc B's
 ``/dicom-web/studies`` (B holds the same CT study, uploaded by REST).  Through each Orthanc's REST API the
 test finds the three objects under the CT's StudyInstanceUID and checks their references: the SEG's
@@ -17,7 +18,7 @@ Skipped, with the reason, only when Orthanc (or its DICOMweb plugin) is not inst
 from __future__ import annotations
 
 import json
-import threading
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,10 +33,16 @@ from lungcad.service.app import create_app
 from lungcad.service.context import ServiceContext, open_context
 from lungcad.service.db.models import Analysis, AnalysisStatus, ResultDelivery, ResultDeliveryStatus
 from lungcad.service.db.session import transaction
-from lungcad.service.delivery import start_delivery_thread
-from lungcad.service.dicom_listener import DicomListener
 from lungcad.service.security import create_key
 from lungcad.service.settings import load_settings
+from tests.service.live import (
+    START_TIMEOUT_S,
+    LiveProcess,
+    lungcad_cli,
+    service_env,
+    spawn_worker,
+    wait_worker,
+)
 from tests.service.orthanc import Orthanc, start_orthanc
 from tests.service.processes import ServerUnavailable, free_port
 from tests.service.uploads import API, SERIES_UID, SLAB_FILES, STUDY_UID
@@ -125,9 +132,19 @@ def _deliveries(ctx: ServiceContext, analysis_id: str) -> list[ResultDelivery]:
         return list(s.scalars(select(ResultDelivery).where(ResultDelivery.analysis_id == analysis_id)))
 
 
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
 def test_orthanc_sends_the_slab_lungcad_delivers_seg_sr_pdf_back(
     servers: dict[str, Any], tmp_path: Path
 ) -> None:
+    """``lungcad dicom-listener`` and ``lungcad worker`` as processes (SQLite database and queue in one data
+    folder), the settings from ``LUNGCAD_*`` variables as a deployment sets them."""
     a, b = servers["a"], servers["b"]
     t0 = time.perf_counter()
     destinations = [
@@ -139,60 +156,69 @@ def test_orthanc_sends_the_slab_lungcad_delivers_seg_sr_pdf_back(
         {"name": "wrong", "kind": "stowrs", "url": f"{b.url}/no-such-root", "objects": ["sr"],
          "backoff_s": 0.5},
     ]  # fmt: skip
-    env = {"LUNGCAD_DELIVERY_DESTINATIONS": json.dumps(destinations)}
-    settings = load_settings(
-        tmp_path / "lungcad",
-        environ=env,
-        queue_immediate=True,
-        dicom_stable_s=1.0,
+    data_dir = tmp_path / "lungcad"
+    env = service_env(
+        data_dir,
+        delivery_destinations=json.dumps(destinations),
         dicom_ae_title=LISTENER_AET,
+        dicom_port=str(servers["listener_port"]),
+        dicom_allowed_aets=a.aet,
+        dicom_stable_s="1",
     )
-    ctx = open_context(settings)
-    stop = threading.Event()
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    ctx = open_context(load_settings(data_dir, environ=env))  # migrates before the processes start
+    started: list[LiveProcess] = []
     late: Orthanc | None = None
     try:
+        worker = spawn_worker(data_dir, env, logs / "worker.log")
+        started.append(worker)
+        listener = LiveProcess(
+            "dicom-listener", [*lungcad_cli(), "dicom-listener", "--data-dir", str(data_dir)], env,
+            logs / "listener.log",
+        )  # fmt: skip
+        started.append(listener)
+        _wait("the DICOM listener", lambda: _listening(servers["listener_port"]), START_TIMEOUT_S)
+        wait_worker(worker)
+        ready_s = time.perf_counter() - t0
         _upload(b)
         study_a = _upload(a)
-        listener = DicomListener(ctx, host="127.0.0.1", port=servers["listener_port"], allowed_aets=(a.aet,))
-        with listener, listener.polling(0.1):
-            start_delivery_thread(ctx, stop, interval_s=0.2)
-            a.post("/modalities/lungcad/store", content=study_a)  # synchronous: every instance sent
-            sent_s = time.perf_counter() - t0
+        a.post("/modalities/lungcad/store", content=study_a)  # synchronous: every instance sent
 
-            def done() -> Analysis | None:
-                with ctx.sessions() as s:
-                    row = s.scalars(select(Analysis)).first()
-                if row is not None:
-                    assert row.status not in (AnalysisStatus.FAILED, AnalysisStatus.CANCELLED), row.error
-                return row if row is not None and row.status is AnalysisStatus.DONE else None
+        def done() -> Analysis | None:
+            with ctx.sessions() as s:
+                row = s.scalars(select(Analysis)).first()
+            if row is not None:
+                assert row.status not in (AnalysisStatus.FAILED, AnalysisStatus.CANCELLED), row.error
+            return row if row is not None and row.status is AnalysisStatus.DONE else None
 
-            analysis = _wait("the analysis", done, ANALYSIS_TIMEOUT_S, tick_s=0.5)
-            assert analysis.report  # DICOM in, DICOM out
-            analysed_s = time.perf_counter() - t0
+        analysis = _wait("the analysis", done, ANALYSIS_TIMEOUT_S, tick_s=0.5)
+        assert analysis.report  # DICOM in, DICOM out
+        analysed_s = time.perf_counter() - t0
 
-            def late_failed_twice() -> bool:
-                return any(d.destination == "late" and d.attempts >= 2 for d in _deliveries(ctx, analysis.id))
+        def late_failed_twice() -> bool:
+            return any(d.destination == "late" and d.attempts >= 2 for d in _deliveries(ctx, analysis.id))
 
-            _wait("two failed attempts to the late destination", late_failed_twice, DELIVERY_TIMEOUT_S)
-            late = start_orthanc(
-                tmp_path / "orthanc-c", name="c", modalities={}, http_port=servers["late_port"]
-            )
+        _wait("two failed attempts to the late destination", late_failed_twice, DELIVERY_TIMEOUT_S)
+        late = start_orthanc(tmp_path / "orthanc-c", name="c", modalities={}, http_port=servers["late_port"])
 
-            def settled() -> list[ResultDelivery]:
-                rows = _deliveries(ctx, analysis.id)
-                return (
-                    rows if rows and all(d.status is not ResultDeliveryStatus.PENDING for d in rows) else []
-                )
+        def settled() -> list[ResultDelivery]:
+            found = _deliveries(ctx, analysis.id)
+            return found if found and all(d.status is not ResultDeliveryStatus.PENDING for d in found) else []
 
-            rows = {
-                (d.destination, d.object_kind): d for d in _wait("deliveries", settled, DELIVERY_TIMEOUT_S)
-            }
-            delivered_s = time.perf_counter() - t0
+        rows = {(d.destination, d.object_kind): d for d in _wait("deliveries", settled, DELIVERY_TIMEOUT_S)}
+        delivered_s = time.perf_counter() - t0
+        assert worker.stop() == 0, worker.tail()  # stopped before the retry route below
+    except BaseException:
+        for proc in started:
+            print(f"--- {proc.name} log ---\n{proc.tail()}")
+        raise
     finally:
-        stop.set()
+        for proc in started:
+            proc.kill()
         if late is not None:
             late.stop()
-    print(f"timings: sent {sent_s:.1f} s, analysed {analysed_s:.1f} s, delivered {delivered_s:.1f} s")
+    print(f"timings: ready {ready_s:.1f} s, analysed {analysed_s:.1f} s, delivered {delivered_s:.1f} s")
 
     # the delivery log: both PACS got all three objects on the first attempt
     for dest in ("orthanc-a", "orthanc-b"):
