@@ -12,7 +12,9 @@ The same analysis also has two destinations that fail: ``late`` (STOW-RS to a po
 at first; an Orthanc C is started on that port after two failed attempts -> delivered, attempts counted)
 and ``wrong`` (STOW-RS to a URL Orthanc answers 404 -> failed after one attempt, never retried).
 
-Skipped, with the reason, only when Orthanc (or its DICOMweb plugin) is not installed or does not start.
+Run with the bundled slab, and with the whole LIDC-IDRI-0001 series when the real data is present.  Skipped,
+with the reason, only when Orthanc (or its DICOMweb plugin) is not installed or does not start (or, for the
+whole series, without the real data).
 """
 
 from __future__ import annotations
@@ -85,9 +87,9 @@ def servers(tmp_path: Path) -> Iterator[dict[str, Any]]:
             o.stop()
 
 
-def _upload(orthanc: Orthanc) -> str:
-    """POST the slab's files to Orthanc's /instances; the Orthanc id of their study."""
-    studies = {orthanc.post("/instances", content=p.read_bytes())["ParentStudy"] for p in SLAB_FILES}
+def _upload(orthanc: Orthanc, files: list[Path]) -> str:
+    """POST the files to Orthanc's /instances; the Orthanc id of their study."""
+    studies = {orthanc.post("/instances", content=p.read_bytes())["ParentStudy"] for p in files}
     assert len(studies) == 1
     return studies.pop()
 
@@ -140,11 +142,14 @@ def _listening(port: int) -> bool:
     return True
 
 
-def test_orthanc_sends_the_slab_lungcad_delivers_seg_sr_pdf_back(
-    servers: dict[str, Any], tmp_path: Path
+@pytest.mark.parametrize("source", ["slab", "lidc0001"])
+def test_orthanc_sends_the_scan_lungcad_delivers_seg_sr_pdf_back(
+    servers: dict[str, Any], tmp_path: Path, source: str, request: pytest.FixtureRequest
 ) -> None:
     """``lungcad dicom-listener`` and ``lungcad worker`` as processes (SQLite database and queue in one data
-    folder), the settings from ``LUNGCAD_*`` variables as a deployment sets them."""
+    folder), the settings from ``LUNGCAD_*`` variables as a deployment sets them.  ``slab``: the bundled
+    slab of LIDC-IDRI-0001; ``lidc0001``: its whole series from the real data (skipped without it)."""
+    files = SLAB_FILES if source == "slab" else sorted(request.getfixturevalue("lidc0001_dir").glob("*.dcm"))
     a, b = servers["a"], servers["b"]
     t0 = time.perf_counter()
     destinations = [
@@ -181,8 +186,8 @@ def test_orthanc_sends_the_slab_lungcad_delivers_seg_sr_pdf_back(
         _wait("the DICOM listener", lambda: _listening(servers["listener_port"]), START_TIMEOUT_S)
         wait_worker(worker)
         ready_s = time.perf_counter() - t0
-        _upload(b)
-        study_a = _upload(a)
+        _upload(b, files)
+        study_a = _upload(a, files)
         a.post("/modalities/lungcad/store", content=study_a)  # synchronous: every instance sent
 
         def done() -> Analysis | None:
@@ -238,7 +243,7 @@ def test_orthanc_sends_the_slab_lungcad_delivers_seg_sr_pdf_back(
                          ("late", "sr"), ("wrong", "sr")}  # fmt: skip
 
     # in each Orthanc: SEG + SR + PDF under the CT's study, referencing the CT series, the SEG and the SR
-    ct_sops = {str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID) for p in SLAB_FILES}
+    ct_sops = {str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID) for p in files}
     uids_a = _check_references(_objects(a, STUDY_UID), ct_sops)
     uids_b = _check_references(_objects(b, STUDY_UID), ct_sops)
     assert uids_a == uids_b == {k: rows[("orthanc-a", k)].sop_instance_uid for k in ("seg", "sr", "pdf")}
