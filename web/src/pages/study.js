@@ -2,7 +2,7 @@
 // (labels.nii.gz; label n = finding n), axial / coronal / sagittal / 3-D, lung and mediastinal windows; the
 // findings the report shows (GET /analyses/{id}/shown-findings) -- choosing one moves every view to it; the
 // QA checks and the report (HTML view; PDF / SEG / SR downloads for roles that may read them).
-import { Niivue, SLICE_TYPE, MULTIPLANAR_TYPE, SHOW_RENDER, NVLabel3DStyle, LabelLineTerminator } from "@niivue/niivue";
+import { Niivue, SLICE_TYPE, MULTIPLANAR_TYPE, SHOW_RENDER } from "@niivue/niivue";
 import { api, can, every } from "../lib/api.js";
 import { $, $$, el, pct } from "../lib/dom.js";
 import { badge, statusChip } from "../lib/lungrads.js";
@@ -46,14 +46,15 @@ function setWindow(name) {
     vol.cal_max = l + w / 2;
     nv.updateGLVolume();
   }
-  root.dataset.window = name;
+  root.dataset.currentWindow = name;
   pressed("[data-window]", $(`[data-window="${name}"]`));
 }
 
 function setView(name) {
   activeView = name;
   nv?.setSliceType(VIEWS[name]);
-  root.dataset.view = name;
+  requestAnimationFrame(drawMarkers);
+  root.dataset.currentView = name;
   pressed("[data-view]", $(`[data-view="${name}"]`));
 }
 
@@ -70,8 +71,46 @@ function showPosition() {
   p.dataset.sliceCoronal = j;
   p.dataset.sliceAxial = k;
   p.dataset.finding = current ?? "";
-  const at = current ? ` · at finding ${current}` : "";
-  p.textContent = `Voxel x ${i + 1}/${dims[1]} · y ${j + 1}/${dims[2]} · slice z ${k + 1}/${dims[3]}${at}`;
+  const f = findings.find((x) => x.number === current);
+  const at = f ? ` · at ${f.label} (${f.diameter_mm.toFixed(1)} mm, Lung-RADS ${f.lung_rads || "–"})` : "";
+  p.textContent = `Slice ${k + 1} / ${dims[3]} · voxel x ${i + 1}, y ${j + 1}${at}`;
+  requestAnimationFrame(drawMarkers);
+}
+
+// Numbered markers over the 2-D tiles: a ring of the finding's diameter and its number, on every tile whose
+// slice passes through the finding (NiiVue's own tile geometry: frac2canvasPosWithTile, device pixels).
+function drawMarkers() {
+  const layer = $("#markers");
+  if (!nv?.volumes.length || !layer) return;
+  const dpr = nv.uiData?.dpr || window.devicePixelRatio || 1;
+  const cross = nv.frac2mm(nv.scene.crosshairPos);
+  const tiles = nv.screenSlices || [];
+  const marks = [];
+  for (const f of findings) {
+    const c = ras(f.center_xyz_mm);
+    const r = f.diameter_mm / 2;
+    for (const type of [SLICE_TYPE.AXIAL, SLICE_TYPE.CORONAL, SLICE_TYPE.SAGITTAL]) {
+      if (!tiles.some((t) => t.axCorSag === type)) continue;
+      const axis = { [SLICE_TYPE.AXIAL]: 2, [SLICE_TYPE.CORONAL]: 1, [SLICE_TYPE.SAGITTAL]: 0 }[type];
+      const off = Math.abs(c[axis] - cross[axis]);
+      if (off > r) continue; // this tile's slice misses the finding
+      const at = nv.frac2canvasPosWithTile(nv.mm2frac(c), type);
+      if (!at) continue;
+      const edge = [...c];
+      edge[axis === 0 ? 1 : 0] += r;
+      const e = nv.frac2canvasPosWithTile(nv.mm2frac(edge), type);
+      const px = e ? Math.hypot(e.pos[0] - at.pos[0], e.pos[1] - at.pos[1]) / dpr : 8;
+      const inSlice = Math.sqrt(Math.max(r * r - off * off, 0)) / r; // the ring shrinks off-centre
+      const size = Math.max(14, 2 * px * inSlice + 8);
+      const [cr, cg, cb] = PALETTE[(f.number - 1) % PALETTE.length];
+      marks.push(
+        el("div", { class: "marker", style: `left:${at.pos[0] / dpr}px;top:${at.pos[1] / dpr}px;--c:rgb(${cr} ${cg} ${cb});--d:${size}px`,
+          dataset: { number: f.number, tile: type }, "aria-hidden": "true" },
+          el("span", { class: "marker-no" }, f.number)),
+      );
+    }
+  }
+  layer.replaceChildren(...marks);
 }
 
 function jumpTo(number) {
@@ -84,7 +123,6 @@ function jumpTo(number) {
   $$("#findings tbody tr").forEach((tr) => tr.classList.toggle("row-current", Number(tr.dataset.number) === number));
   $$("#findings tbody button").forEach((b) => b.setAttribute("aria-pressed", String(Number(b.dataset.number) === number)));
   showPosition();
-  status(`Showing ${f.label}: ${f.diameter_mm.toFixed(1)} mm, Lung-RADS ${f.lung_rads || "–"}`);
 }
 
 function labelColormap(n) {
@@ -111,11 +149,13 @@ async function startViewer() {
     dragAndDropEnabled: false,
     textHeight: 0.04,
     fontColor: [0.9, 0.9, 0.9, 1],
-    loadingText: "Loading the CT…",
+    loadingText: "Loading the CT...",
     showLegend: false,
   });
   await nv.attachToCanvas(canvas);
   nv.onLocationChange = () => showPosition();
+  new ResizeObserver(() => requestAnimationFrame(drawMarkers)).observe(canvas);
+  for (const type of ["wheel", "mouseup", "pointerup"]) canvas.addEventListener(type, () => requestAnimationFrame(drawMarkers));
   await nv.loadVolumes([
     { url: `/api/v1/analyses/${enc}/volume.nii.gz`, name: "ct.nii.gz", colormap: "gray" },
     { url: `/api/v1/analyses/${enc}/labels.nii.gz`, name: "labels.nii.gz", opacity: 0.55 },
@@ -125,8 +165,6 @@ async function startViewer() {
     labels.setColormapLabel(labelColormap(findings.length));
     nv.updateGLVolume();
   }
-  const style = new NVLabel3DStyle([1, 1, 1, 1], 0.9, undefined, 2, [1, 0.77, 0, 1], LabelLineTerminator.CIRCLE);
-  for (const f of findings) nv.addLabel?.(String(f.number), style, ras(f.center_xyz_mm));
   setWindow("lung");
   setView("mpr");
   root.dataset.viewerReady = "true";
@@ -144,15 +182,15 @@ function findingsTable(doc) {
       return el(
         "tr",
         { dataset: { number: f.number } },
-        el("td", {}, el("span", { class: "finding-no", style: `--c: rgb(${r} ${g} ${b})` }, f.number)),
+        el("td", {}, el("button", {
+          type: "button", class: "finding-no", style: `--c: rgb(${r} ${g} ${b})`, "aria-pressed": "false",
+          dataset: { number: f.number }, "aria-label": `Show ${f.label} in every view`, title: "Show in every view",
+          onclick: () => jumpTo(f.number),
+        }, f.number)),
         el("td", { class: "num" }, `${f.diameter_mm.toFixed(1)} mm`),
         el("td", {}, f.lesion_kind === "mass" ? "mass" : f.texture || "–"),
         el("td", {}, badge(f.lung_rads)),
         el("td", { class: "num" }, pct(f.probability)),
-        el("td", {}, el("button", {
-          type: "button", class: "btn btn-small", "aria-pressed": "false", dataset: { number: f.number },
-          "aria-label": `Show ${f.label} in every view`, onclick: () => jumpTo(f.number),
-        }, "Show")),
       );
     }),
   );
@@ -195,7 +233,7 @@ function reportLinks(files) {
 
 function studyInfo(analysis, study) {
   const facts = [
-    ["Patient", study.patient ? `${study.patient.patient_name || "–"} (${study.patient.patient_id || "–"})` : "not shown to your role"],
+    ["Patient", study.patient ? [study.patient.patient_name, study.patient.patient_id].filter(Boolean).join(" · ") || "–" : "not shown to your role"],
     ["Study date", study.study_date || "–"],
     ["Description", study.description || "–"],
     ["Priority", null],
@@ -250,6 +288,7 @@ $("#reset-view").addEventListener("click", () => {
   if (!nv) return;
   nv.scene.pan2Dxyzmm = [0, 0, 0, 1];
   nv.drawScene();
+  requestAnimationFrame(drawMarkers);
 });
 // keyboard: slices with the arrow keys / Page Up / Page Down (the axis of the view, axial in MPR)
 $("#viewer").addEventListener("keydown", (e) => {

@@ -35,7 +35,8 @@ async function follow(analysisId) {
     const pct = Math.round((a.progress || 0) * 100);
     $("#analysis-progress").value = pct;
     $("#analysis-progress").textContent = `${pct} %`;
-    $("#analysis-text").textContent = `${a.status}${a.stage ? ` · ${a.stage}` : ""} · ${pct} %`;
+    const stage = a.stage && a.stage !== a.status ? ` · ${a.stage}` : "";
+    $("#analysis-text").textContent = `${a.status}${stage} · ${pct} %`;
     if (a.status === "done") return a;
     if (a.status === "failed" || a.status === "cancelled") throw new Error(`The analysis ${a.status}: ${a.error || "no reason given"}`);
     await sleep(POLL_MS);

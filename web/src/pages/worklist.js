@@ -24,7 +24,8 @@ function filters() {
 
 function patientCell(r) {
   if (phi && (r.patient_name || r.patient_id)) {
-    return el("span", {}, r.patient_name || "–", el("br"), el("span", { class: "muted" }, r.patient_id || ""));
+    if (!r.patient_name) return el("span", {}, r.patient_id);
+    return el("span", {}, r.patient_name, el("br"), el("span", { class: "muted" }, r.patient_id || ""));
   }
   return el("span", { class: "muted mono", title: "patient hash (your role sees no patient identifiers)" },
     r.patient_id_hash ? r.patient_id_hash.slice(0, 10) : "–");
