@@ -133,7 +133,11 @@ def test_pdf_has_the_comparison_section(followup) -> None:
     _, top, _, files, _ = followup
     text = " ".join(pdf_text(files.pdf).split())
     assert "Comparison with prior study" in text
-    assert "2000-01-02" in text and PRIOR_STUDY in text and "365 days (12.0 months)" in text
+    assert (
+        "2000-01-02" in text
+        and PRIOR_STUDY in text
+        and "365 days (12.0 months), 2000-01-02 to 2001-01-01" in text
+    )
     assert "1 growing, 1 resolved" in text
     row = f"Nodule 1 growing 20.0 mm -> {top.finding.diameter_mm:.1f} mm"
     assert row in text and "+80 %" in text and "430 d (300-761)" in text
@@ -206,3 +210,42 @@ def test_a_comparison_of_another_series_is_refused(followup, tmp_path: Path) -> 
     )
     with pytest.raises(InputError, match="the comparison is of series 1.2.3"):
         render_report(run.result, run.volume, tmp_path, comparison=other, options=ReportOptions(dicom=False))
+
+
+def test_a_real_comparison_of_the_slab_with_itself_reads_stable(
+    slab_report: Rendered, tmp_path: Path
+) -> None:
+    """``lungcad.longitudinal.compare_scans`` (the real registration and matching) into the report."""
+    import highdicom as hd
+
+    from lungcad.longitudinal.compare import compare_scans
+    from tests.report.conftest import slab_series
+
+    run = slab_report.run
+    comparison, _, _ = compare_scans(
+        slab_series(),
+        slab_series(),
+        current_result=run.result,
+        prior_result=run.result,
+        current_date="2001-01-10",
+        prior_date="2000-01-05",
+        preprocess=slab_report.detector.cfg.preprocess,
+    )
+    assert comparison.counts()["stable"] >= 1 and comparison.registration.ok
+    files = render_report(
+        run.result,
+        run.volume,
+        tmp_path,
+        options=ReportOptions(min_probability=slab_report.min_probability),
+        pre=run.pre,
+        comparison=comparison,
+    )
+    text = " ".join(pdf_text(files.pdf).split())
+    assert "371 days (12.2 months), 2000-01-05 to 2001-01-10" in text
+    assert "Nodule 1 stable" in text and "no growth (>" in text
+    sr = hd.sr.srread(files.sr)
+    g = next(
+        g for g in sr.content.get_volumetric_roi_measurement_groups() if g.tracking_identifier == "Nodule 1"
+    )
+    assert ("INTERVAL", "STABLE") in {(e.name.value, e.value.value) for e in g.get_qualitative_evaluations()}
+    assert dciodvfy_errors(files.sr) == []

@@ -63,12 +63,13 @@ def _mm(value: float | None, signed: bool = False) -> str:
 
 
 def doubling_text(n: NoduleChange) -> str:
-    """ "210 d (150-350)", "no growth", "> 300 d (lower bound)", "-"."""
+    """The VDT cell: "210 d (150-350)", "no growth (> 773 d)" (95 % lower limit), "no growth", "-"."""
     vdt = n.doubling_time
     if vdt is None:
         return "-"
     if vdt.days is None:
-        return "no growth"
+        # no measured growth; the interval's lower end still bounds how fast it could be growing unseen
+        return f"no growth (> {vdt.low_days:.0f} d)" if vdt.low_days is not None else "no growth"
     low = f"{vdt.low_days:.0f}" if vdt.low_days is not None else "?"
     high = f"{vdt.high_days:.0f}" if vdt.high_days is not None else "unbounded"
     return f"{vdt.days:.0f} d ({low}-{high})"
@@ -114,7 +115,8 @@ def comparison_context(comparison: Comparison | None, shown: list[ShownFinding])
         "current_date": _date(comparison.current.study_date),
         "prior_study_uid": comparison.prior.study_uid or "-",
         "prior_series_uid": comparison.prior.series_uid or "-",
-        "interval": interval_text(comparison.interval_days),
+        "interval": f"{interval_text(comparison.interval_days)}, "
+        f"{_date(comparison.prior.study_date)} to {_date(comparison.current.study_date)}",
         "registration": (
             f"{reg.method}, lung Dice {reg.lung_dice_before:.2f} -> {reg.lung_dice:.2f}, "
             f"mean surface distance {reg.mean_surface_distance_mm:.1f} mm"

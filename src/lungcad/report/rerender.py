@@ -31,8 +31,10 @@ def report_detection(
     min_probability: float,
     study_kind: StudyKind | str = StudyKind.SCREENING,
     explain: bool = False,
+    comparison: Any = None,
 ) -> ReportFiles:
-    """The report of a ``Detector.run`` output (``DetectionOutput``) next to its ``result.json``."""
+    """The report of a ``Detector.run`` output (``DetectionOutput``) next to its ``result.json``;
+    ``comparison`` (``lungcad.longitudinal.Comparison``) adds the comparison with a prior study."""
     options = ReportOptions(
         min_probability=min_probability,
         study_kind=StudyKind(study_kind),
@@ -41,7 +43,9 @@ def report_detection(
     )
     if run.volume is None:
         raise InputError("the scan could not be loaded, so there is nothing to report on")
-    return render_report(run.result, run.volume, out, options=options, pre=run.pre, model=detector.model)
+    return render_report(
+        run.result, run.volume, out, options=options, pre=run.pre, model=detector.model, comparison=comparison
+    )
 
 
 def read_result(path: Path) -> ScanResult:
@@ -110,8 +114,10 @@ def rerender(
     min_probability: float | None = None,
     study_kind: StudyKind | str | None = None,
     dicom: bool = True,
+    comparison: Any = None,
 ) -> ReportFiles:
-    """Render the report of a result folder again (``lungcad report DIR``).
+    """Render the report of a result folder again (``lungcad report DIR``); ``comparison``
+    (``lungcad.longitudinal.Comparison`` of this scan against a prior) adds the comparison section.
 
     Options not given are taken from ``report_input.json`` (written by the first rendering), then from
     the defaults (``infer.report_threshold`` 0.5, screening).
@@ -161,7 +167,7 @@ def rerender(
                 "nodule masks: no nodules.nii.gz in the result folder, outlines are spheres of the "
                 "reported diameters (run `lungcad detect --report` to keep the segmentation)"
             )
-    files = render_report(result, volume, folder, options=options, label_map=label_map)
+    files = render_report(result, volume, folder, options=options, label_map=label_map, comparison=comparison)
     if note:
         files.skipped.append(note)
     return files
