@@ -118,6 +118,23 @@ def test_cstore_delivers_every_object_once(tmp_path: Path, port: int) -> None:
     ctx.close()
 
 
+def test_claims_and_retries_on_postgresql(tmp_path: Path, port: int, postgres_db_url: str) -> None:
+    """The conditional UPDATEs (claim, record) and the due query on a real PostgreSQL."""
+    ctx = open_with(tmp_path, [cstore(port, backoff_s=0)], database_url=postgres_db_url)
+    aid, uids = done_analysis(ctx)
+    queue_deliveries(ctx, aid)
+    now = utcnow()
+    assert deliver_due(ctx, now=now) == 1  # down: one attempt this round
+    with FakePacs(port, statuses=[0xA700]).running() as pacs:
+        assert deliver_due(ctx, now=now) == 3  # one out of resources, two delivered
+        assert deliver_due(ctx, now=now) == 1
+        assert deliver_due(ctx, now=now) == 0
+    assert sorted(pacs.received) == sorted(uids.values())
+    assert sum(r.attempts for r in rows(ctx, aid).values()) == 5  # 1 refused + 1 out of resources + 3 stored
+    assert {r.status for r in rows(ctx, aid).values()} == {S.DELIVERED}
+    ctx.close()
+
+
 def test_a_pacs_down_at_first_then_up_backoff_doubles(tmp_path: Path, port: int) -> None:
     ctx = open_with(tmp_path, [cstore(port, objects=["sr"], backoff_s=10, max_attempts=5, timeout_s=5)])
     aid, _ = done_analysis(ctx, ("sr",))
