@@ -11,9 +11,13 @@ Content tree (what OHIF's TID 1500 reader and 3D Slicer's QuantitativeReporting 
           CODE finding type Nodule (SCT 27925004); finding site Lung (SCT 39607008) + laterality
           NUM diameter (mm), volume (mm3), mean / max HU ([hnsf'U]), probability, triage probability (1)
           CODE Lung-RADS category, attenuation, calcification (qualitative evaluations)
+          NUM Brock risk (DCM 111047 Probability of cancer, %), CODE its unknown inputs; with a comparison
+          the interval change, diameter / volume change, doubling time (``dicom_sr_followup``)
         CONTAINER (125007, DCM, "Measurement Group")  x per finding: TID 1410 planar ROI
           same tracking identifier and UID, SCOORD ELLIPSE (111030 "Image Region") on the centre slice
           (OHIF draws it), NUM diameter, CODE Lung-RADS
+        CONTAINER (125007, DCM, "Measurement Group")  with a comparison: "Prior study" (its UIDs, date,
+          interval) and one per resolved nodule ("Prior nodule k")
         CONTAINER (125007, DCM, "Measurement Group")  once: TID 1501, tracking identifier "Scan"
           CODE per-scan Lung-RADS category (0 when QA failed), QA verdict
 
