@@ -374,6 +374,8 @@ def test_the_delivery_log_routes(tmp_path: Path, port: int) -> None:
             assert deliver_due(ctx) == 1
         r = client.get(f"{API}/analyses/{aid}/deliveries", headers={"X-API-Key": keys["admin"]})
         assert [(i["status"], i["attempts"]) for i in r.json()["items"]] == [("delivered", 1)]
+        metrics = client.get("/metrics").text  # a gauge by destination and status, for alerts
+        assert 'lungcad_result_deliveries{destination="pacs",status="delivered"} 1.0' in metrics
     ctx.close()
 
 

@@ -39,7 +39,7 @@ from sqlalchemy import func, select
 
 from lungcad import __version__
 from lungcad.log import get_logger
-from lungcad.service.db.models import Analysis, AnalysisStatus, ModelFile
+from lungcad.service.db.models import Analysis, AnalysisStatus, ModelFile, ResultDelivery
 from lungcad.service.db.session import as_utc
 
 if TYPE_CHECKING:
@@ -228,6 +228,11 @@ class StateCollector:
                         ModelFile.active.is_(True)
                     )
                 ).first()
+                deliveries = s.execute(
+                    select(ResultDelivery.destination, ResultDelivery.status, func.count()).group_by(
+                        ResultDelivery.destination, ResultDelivery.status
+                    )
+                ).all()
         except Exception as exc:  # noqa: BLE001 - the HTTP metrics must still be served
             get_logger("lungcad.service").warning("metrics_database_failed", error=type(exc).__name__)
             up.add_metric([], 0.0)
@@ -255,6 +260,14 @@ class StateCollector:
             "Analyses that ended failed (database count)",
             value=float(counts.get(AnalysisStatus.FAILED.value, 0)),
         )
+        sent = GaugeMetricFamily(
+            "lungcad_result_deliveries",
+            "Result deliveries (SEG / SR / PDF to a PACS) by destination and status (database count)",
+            labels=["destination", "status"],
+        )
+        for destination, status, n in deliveries:
+            sent.add_metric([destination, str(getattr(status, "value", status))], float(n))
+        yield sent
         info = InfoMetricFamily("lungcad_active_model", "The model new analyses run with")
         if model is not None:
             info.add_metric(
