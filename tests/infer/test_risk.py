@@ -269,3 +269,27 @@ def test_older_result_documents_stay_readable(slab_run) -> None:
         assert back.schema_version == SCHEMA_VERSION and all(f.malignancy_risk is None for f in back.findings)
     with pytest.raises(Exception, match="schema_version"):
         ScanResult.from_dict({**doc, "schema_version": "9.9"})
+
+
+def test_ages_above_89_are_recorded_and_used_as_90() -> None:
+    """result.json is a de-identified file: an age above 89 would identify the patient (HIPAA)."""
+    f = Finding((0.0, 0.0, 0.0), 8.0, probability=0.9, texture=Texture.SOLID)
+    for meta, options in (
+        (SeriesMetadata(patient_age="094Y"), RiskOptions()),
+        (SeriesMetadata(), RiskOptions(age_years=97)),
+    ):
+        res = attach_risk(ScanResult("1", [f]), _volume(meta), None, options, report_threshold=0.5)
+        r = _risk(res)
+        assert r.inputs.age_years == 90.0 and any("90 or older" in n for n in r.notes)
+        assert r.probability == brock_risk(brock_inputs_of(r)).probability
+        assert r.terms["age"] == pytest.approx(28 * brock.AGE_PER_YEAR, abs=1e-12)
+    r89 = _risk(
+        attach_risk(
+            ScanResult("1", [f]),
+            _volume(SeriesMetadata(patient_age="089Y")),
+            None,
+            None,
+            report_threshold=0.5,
+        )
+    )
+    assert r89.inputs.age_years == 89.0 and not any("90 or older" in n for n in r89.notes)

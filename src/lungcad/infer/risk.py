@@ -45,6 +45,11 @@ from lungcad.errors import InputError
 from lungcad.types import CTVolume, DiameterSource, Finding, ScanResult, Texture
 
 MODEL_NAME = "brock-pancan-2b"
+# result.json is served as a de-identified file: under the HIPAA Safe Harbor rule an age above 89 identifies
+# a patient, so ages of 90 or more are written -- and the model evaluated -- as 90 (a note says so).  The
+# model extrapolates there anyway (PanCan enrolled 50-75); 95 -> 90 lowers the logit by 5 x 0.0287 = 0.14.
+MAX_RECORDED_AGE_YEARS = 90.0
+AGE_CAP_NOTE = "age: 90 or older, 90 used (an age above 89 identifies a patient; HIPAA Safe Harbor)"
 _YES = {"yes": True, "y": True, "true": True, "1": True, "no": False, "n": False, "false": False, "0": False}
 
 
@@ -138,6 +143,7 @@ class ScanInputs:
     emphysema_percent: float | None
     emphysema_source: RiskInputSource
     lung_z_range_mm: tuple[float, float] | None  # None: the lungs are not wholly in the scan
+    age_capped: bool = False  # the age was above 89 and is recorded as 90 (MAX_RECORDED_AGE_YEARS)
 
 
 def scan_inputs(
@@ -155,6 +161,8 @@ def scan_inputs(
     if header_age is not None and not 18 <= header_age <= 110:
         header_age = None  # a child or an implausible header: unknown rather than an error
     age, age_src = _pick(options.age_years, header_age, RiskInputSource.DICOM)
+    capped = age is not None and age > MAX_RECORDED_AGE_YEARS
+    age = MAX_RECORDED_AGE_YEARS if capped else age
     sex, sex_src = _pick(options.sex, header_sex, RiskInputSource.DICOM)
     percent = emph = z_range = None
     if lungs_hu is not None and lung_mask is not None and np.any(lung_mask):
@@ -164,7 +172,7 @@ def scan_inputs(
         if slices[0] > 0 and slices[-1] < lung_mask.shape[0] - 1:
             z_range = lung_z_range_mm(lungs_hu, lung_mask)
     emphysema, emph_src = _pick(options.emphysema, emph, RiskInputSource.CT)
-    return ScanInputs(age, sex, age_src, sex_src, emphysema, percent, emph_src, z_range)
+    return ScanInputs(age, sex, age_src, sex_src, emphysema, percent, emph_src, z_range, capped)
 
 
 def _pick(option: Any, measured: Any, source: RiskInputSource) -> tuple[Any, RiskInputSource]:
@@ -185,7 +193,7 @@ def finding_risk(
     """The Brock risk of one finding (None when it has no texture: nothing to evaluate)."""
     if f.texture is None:
         return None
-    notes: list[str] = []
+    notes: list[str] = [AGE_CAP_NOTE] if scan.age_capped else []
     segmented = (
         f.mask is not None
         and spacing_zyx_mm is not None
