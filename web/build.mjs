@@ -32,4 +32,12 @@ await build({
   minify: true,
   logLevel: "warning",
 });
+// the research and operations pages' own styles (batches, models, training, experiments, operations)
+await build({
+  entryPoints: [join(here, "src", "pages.css")],
+  outfile: join(out, "pages.css"),
+  bundle: true,
+  minify: true,
+  logLevel: "warning",
+});
 console.log(`built ${pages.length} pages into ${out}`);

@@ -22,7 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from lungcad import __version__
-from lungcad.service import ui_session
+from lungcad.service import ui_data, ui_session
 from lungcad.service.http_security import arrived_over_tls
 from lungcad.service.security import Action, Principal
 from lungcad.service.settings import ServiceSettings
@@ -190,6 +190,7 @@ def mount_ui(app: FastAPI, settings: ServiceSettings) -> FastAPI:
 
     for page in PAGES:
         ui.add_api_route(page.path, page_route(page), methods=["GET"], include_in_schema=False)
+    ui_data.register(ui, parent, current)  # /ui/data/...: JSON the batch, models and operations pages read
     # check_dir=False: without `make web` the pages say the bundle is missing instead of the app failing
     ui.mount("/static", StaticFiles(directory=BUNDLE, check_dir=False), name="static")
     app.mount(PREFIX, ui)

@@ -40,6 +40,14 @@ PAGES: list[Page] = [
     Page("upload", "/upload", "Upload", frozenset({A.STUDY_UPLOAD, A.ANALYSIS_CREATE, A.ANALYSIS_READ})),
     Page("study", "/study/{analysis_id}", "Study", frozenset({A.ANALYSIS_READ, A.STUDY_READ}), nav=False),
 ]
+# the research and operations pages (issue 15); their JSON beyond /api/v1 is lungcad.service.ui_data's
+PAGES += [
+    Page("batches", "/batches", "Batches", frozenset({A.ANALYSIS_READ, A.STUDY_READ})),
+    Page("models", "/models", "Models", frozenset({A.MODEL_READ})),
+    Page("training", "/training", "Training", frozenset({A.TRAINING_READ})),
+    Page("experiments", "/experiments", "Experiments", frozenset({A.EXPERIMENT_READ})),
+    Page("operations", "/operations", "Operations", frozenset({A.AUDIT_READ})),
+]
 
 
 def nav_for(principal: Principal) -> list[Page]:
