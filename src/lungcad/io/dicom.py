@@ -16,8 +16,6 @@ from pydicom.dataset import Dataset
 
 from lungcad.errors import InputError
 from lungcad.io.dicom_read import (
-    AIR_HU,
-    PADDING_HU_BELOW,
     SeriesSlices,
     classic_slices,
     enhanced_slices,
@@ -25,6 +23,7 @@ from lungcad.io.dicom_read import (
     shown,
 )
 from lungcad.io.discover import ENHANCED_CT_SOP, SeriesInfo
+from lungcad.io.native_pixels import AIR_HU, PADDING_HU_BELOW
 from lungcad.io.slice_stack import POSITION_TOL_MM, regularise
 from lungcad.types import CTVolume, SeriesMetadata
 
@@ -145,6 +144,7 @@ def load_dicom_series(info: SeriesInfo, *, gap_factor: float = 1.5, min_slices: 
         min_slices=min_slices,
         n_files=len(files),
         where=files[0].parent,
+        volume=series.volume,
     )
     meta = dataclasses.replace(
         _metadata(series.reference, info, spacing_rc),

@@ -26,9 +26,8 @@ from pydicom.dataset import Dataset
 from lungcad.errors import InputError
 from lungcad.io.discover import DICOM_PARSE_ERRORS
 from lungcad.io.integrity import check_native_pixel_length, is_compressed, transfer_syntax
+from lungcad.io.native_pixels import SliceVolume, native_view, rescale, rescale_into
 
-AIR_HU = -1000.0
-PADDING_HU_BELOW = -1500.0  # physically impossible in a reconstructed CT: only padding is this low
 CODEC_FIX = (
     "install the codec (pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg pylibjpeg-rle "
     "python-gdcm) or convert the series to an uncompressed transfer syntax (e.g. gdcmconv --raw)"
@@ -44,15 +43,21 @@ class DicomSlice:
     sop_uid: str
     source: Path
     n_padded: int = 0
+    plane: int = -1  # index of ``pixels`` in ``SeriesSlices.volume`` (a view of it), -1: its own array
 
 
 @dataclass
 class SeriesSlices:
-    """Every slice of a series, the dataset whose header describes the series, and its orientation."""
+    """Every slice of a series, the dataset whose header describes the series, and its orientation.
+
+    ``volume`` is the ``(n, rows, cols)`` float32 array whose planes the slices' ``pixels`` view (in read
+    order; ``slice_stack`` sorts it in place), None when no slice was written into one.
+    """
 
     slices: list[DicomSlice]
     reference: Dataset
     orientation: np.ndarray  # ImageOrientationPatient (0020,0037): row cosines (3), column cosines (3)
+    volume: np.ndarray | None = None
 
 
 # What the loader reads from every slice after the first (whose whole header feeds the metadata).
@@ -132,6 +137,9 @@ def decode_pixels(path: Path, ds: Dataset) -> np.ndarray:
     if "PixelData" not in ds:
         raise InputError("DICOM file has no pixel data", path=path, fix="remove it from the series folder")
     check_native_pixel_length(path, ds)
+    fast = native_view(ds)
+    if fast is not None:
+        return fast
     try:
         with quiet_pydicom():
             return ds.pixel_array
@@ -156,16 +164,6 @@ def decode_pixels(path: Path, ds: Dataset) -> np.ndarray:
             path=path,
             fix="the file is damaged: copy or export this slice again",
         ) from exc
-
-
-def rescale(arr: np.ndarray, slope: float, intercept: float, padding: float | None) -> tuple[np.ndarray, int]:
-    """Stored values -> HU; padding -> air.  Returns the HU slice and the number of padded pixels."""
-    hu = arr.astype(np.float32) * np.float32(slope) + np.float32(intercept)
-    pad = hu < PADDING_HU_BELOW
-    if padding is not None:
-        pad |= arr == padding
-    hu[pad] = AIR_HU
-    return hu, int(pad.sum())
 
 
 def shown(value: object, limit: int = 80) -> str:
@@ -225,6 +223,7 @@ def classic_slices(files: list[Path]) -> SeriesSlices:
     slices: list[DicomSlice] = []
     first: Dataset | None = None
     iop_ref: np.ndarray | None = None
+    volume = SliceVolume(len(files))
     for f in files:
         ds = read_dataset(f, None if first is None else PER_SLICE_KEYWORDS)
         if "ImagePositionPatient" not in ds or "ImageOrientationPatient" not in ds:
@@ -250,12 +249,18 @@ def classic_slices(files: list[Path]) -> SeriesSlices:
                 fix="mixed single/multi-frame series are not supported; load the multi-frame file alone",
             )
         slope = _number(ds, "RescaleSlope", 1.0, f) or 1.0
-        hu, n_pad = rescale(arr, slope, _number(ds, "RescaleIntercept", 0.0, f), _padding(ds, f))
+        intercept, padding = _number(ds, "RescaleIntercept", 0.0, f), _padding(ds, f)
         pos = _floats(ds.ImagePositionPatient, 3, "ImagePositionPatient (0020,0032)", f)
-        slices.append(DicomSlice(pos, hu, str(ds.get("SOPInstanceUID", "")), f, n_pad))
+        k = len(slices)
+        hu = volume.plane(k, arr.shape)
+        if hu is None:  # another size than the first slice: kept apart, reported by the loader
+            hu, n_pad, k = *rescale(arr, slope, intercept, padding), -1
+        else:
+            n_pad = rescale_into(arr, slope, intercept, padding, hu)
+        slices.append(DicomSlice(pos, hu, str(ds.get("SOPInstanceUID", "")), f, n_pad, k))
     if first is None or iop_ref is None:
         raise InputError("no DICOM files to read", fix="point to a folder holding a CT series")
-    return SeriesSlices(slices, first, iop_ref)
+    return SeriesSlices(slices, first, iop_ref, volume.array)
 
 
 def _functional_group(frame: Dataset, shared: Dataset, name: str) -> Dataset | None:
@@ -285,6 +290,7 @@ def enhanced_slices(path: Path) -> SeriesSlices:
     slices: list[DicomSlice] = []
     iop_ref: np.ndarray | None = None
     padding = _padding(ds, path)
+    volume = np.empty(arr.shape, dtype=np.float32) if arr.ndim == 3 else None
     for k, frame in enumerate(per_frame):
         orient = _functional_group(frame, shared, "PlaneOrientationSequence")
         position = _functional_group(frame, shared, "PlanePositionSequence")
@@ -299,9 +305,14 @@ def enhanced_slices(path: Path) -> SeriesSlices:
             iop_ref = iop
         transform = _functional_group(frame, shared, "PixelValueTransformationSequence") or Dataset()
         slope = _number(transform, "RescaleSlope", 1.0, path)
-        hu, n_pad = rescale(arr[k], slope, _number(transform, "RescaleIntercept", 0.0, path), padding)
+        intercept = _number(transform, "RescaleIntercept", 0.0, path)
+        if volume is None:
+            hu, n_pad = rescale(arr[k], slope, intercept, padding)
+        else:
+            hu, n_pad = volume[k], rescale_into(arr[k], slope, intercept, padding, volume[k])
         pos = _floats(position.ImagePositionPatient, 3, "ImagePositionPatient (0020,0032)", path)
-        slices.append(DicomSlice(pos, hu, f"{ds.get('SOPInstanceUID', '')}#{k + 1}", path, n_pad))
+        uid = f"{ds.get('SOPInstanceUID', '')}#{k + 1}"
+        slices.append(DicomSlice(pos, hu, uid, path, n_pad, -1 if volume is None else k))
     if iop_ref is None:
         raise InputError("Enhanced CT without frames", path=path, fix="re-export the series")
     if "PixelSpacing" not in ds:
@@ -310,4 +321,4 @@ def enhanced_slices(path: Path) -> SeriesSlices:
             ds.PixelSpacing = measures.PixelSpacing
             if "SliceThickness" in measures:
                 ds.SliceThickness = measures.SliceThickness
-    return SeriesSlices(slices, ds, iop_ref)
+    return SeriesSlices(slices, ds, iop_ref, volume)

@@ -14,13 +14,15 @@ Rules that matter for correctness (each has a test in ``tests/io/test_dicom.py``
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from lungcad.errors import InputError
-from lungcad.io.dicom_read import AIR_HU, DicomSlice
+from lungcad.io.dicom_read import DicomSlice
+from lungcad.io.native_pixels import AIR_HU, gather_planes
 from lungcad.types import SliceReport
 
 POSITION_TOL_MM = 1e-3
@@ -87,10 +89,29 @@ def _distinct(slices: list[DicomSlice], normal: np.ndarray) -> list[DicomSlice]:
     return unique
 
 
+def _stacked(unique: list[DicomSlice], volume: np.ndarray | None) -> tuple[np.ndarray, list[DicomSlice]]:
+    """The slices' pixels as one (z, y, x) array, and the slices with ``pixels`` viewing it.
+
+    When every slice is a plane of ``volume`` the planes are sorted in place (``gather_planes``): no second
+    volume is allocated, and ``volume``'s other views (e.g. of dropped duplicates) no longer hold their
+    slice, which is why new ``DicomSlice`` objects view the result.
+    """
+    if volume is None or any(s.plane < 0 for s in unique):
+        return np.stack([s.pixels for s in unique]), unique
+    hu = gather_planes(volume, [s.plane for s in unique])
+    return hu, [dataclasses.replace(s, pixels=hu[k], plane=k) for k, s in enumerate(unique)]
+
+
 def _tilt_corrected(
-    unique: list[DicomSlice], along: np.ndarray, iop: np.ndarray, normal: np.ndarray, spacing_rc: np.ndarray
-) -> tuple[np.ndarray, float]:
-    """The (z, y, x) stack with each slice shifted back by its in-plane offset, and the tilt in degrees."""
+    unique: list[DicomSlice],
+    along: np.ndarray,
+    iop: np.ndarray,
+    normal: np.ndarray,
+    spacing_rc: np.ndarray,
+    volume: np.ndarray | None,
+) -> tuple[np.ndarray, float, list[DicomSlice]]:
+    """The (z, y, x) stack with each slice shifted back by its in-plane offset, the tilt in degrees, and
+    the slices (those of ``_stacked`` when nothing was shifted)."""
     row_dir, col_dir = iop[:3], iop[3:]
     pos0 = unique[0].position
     inplane = np.asarray([(s.position - pos0) - d * normal for s, d in zip(unique, along, strict=True)])
@@ -98,9 +119,11 @@ def _tilt_corrected(
     if along[-1] > 0:
         tilt_deg = float(np.degrees(np.arctan(np.linalg.norm(inplane[-1]) / along[-1])))
     if tilt_deg <= TILT_CORRECT_DEG:
-        return np.stack([s.pixels for s in unique]), tilt_deg
+        hu, kept = _stacked(unique, volume)
+        return hu, tilt_deg, kept
     offsets_rc = np.column_stack([inplane @ col_dir, inplane @ row_dir]) / spacing_rc
-    return np.stack([_deshear(s.pixels, o) for s, o in zip(unique, offsets_rc, strict=True)]), tilt_deg
+    hu = np.stack([_deshear(s.pixels, o) for s, o in zip(unique, offsets_rc, strict=True)])
+    return hu, tilt_deg, unique
 
 
 def regularise(
@@ -112,6 +135,7 @@ def regularise(
     min_slices: int,
     n_files: int,
     where: Path,
+    volume: np.ndarray | None = None,
 ) -> RegularStack:
     """Sort, drop duplicates, correct gantry tilt and resample non-uniform spacing (see module docstring).
 
@@ -123,6 +147,9 @@ def regularise(
         min_slices: fewer distinct positions is an error.
         n_files: files the slices came from (for the report).
         where: the series folder, named in errors.
+        volume: the array whose planes the slices' pixels view (``SeriesSlices.volume``), sorted in place
+            and reused as the result when no slice needs a tilt shift; the slices' own views of it are
+            stale afterwards (``RegularStack.kept`` holds fresh ones).
 
     Raises:
         InputError: fewer than ``min_slices`` distinct positions.
@@ -140,7 +167,8 @@ def regularise(
     along = np.asarray([float((s.position - pos0) @ normal) for s in unique])
     steps = np.diff(along)
     median = float(np.median(steps))
-    hu, tilt_deg = _tilt_corrected(unique, along, iop, normal, np.asarray(spacing_rc, dtype=np.float64))
+    spacing = np.asarray(spacing_rc, dtype=np.float64)
+    hu, tilt_deg, unique = _tilt_corrected(unique, along, iop, normal, spacing, volume)
     nonuniform = bool(np.any(np.abs(steps - median) > max(0.01 * median, POSITION_TOL_MM)))
     if nonuniform:
         hu = resample_slices(hu, along, median)
