@@ -142,6 +142,8 @@ def test_pdf_has_the_comparison_section(followup) -> None:
     row = f"Nodule 1 growing 20.0 mm -> {top.finding.diameter_mm:.1f} mm"
     assert row in text and "+80 %" in text and "430 d (300-761)" in text
     assert "prior #2 resolved" in text
+    line = f"Growing since 2000-01-02: 20.0 mm -> {top.finding.diameter_mm:.1f} mm (+"
+    assert line in text and "VDT 430 d (300-761)." in text  # under the key image
     # the follow-up category replaces the baseline one in the management box
     assert "Lung-RADS 4B" in text and "doubling time take precedence" in text
 

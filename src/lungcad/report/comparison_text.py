@@ -95,6 +95,16 @@ def _row(n: NoduleChange, numbers: dict[int, int]) -> dict[str, Any]:
     }
 
 
+def _key_image_line(n: NoduleChange, prior_date: str | None) -> str:
+    """The sentence under a key image: "Growing since 2000-01-02: 20.0 -> 23.9 mm (+3.9 mm), VDT ..."."""
+    since = f" since {prior_date}" if prior_date else " since the prior"
+    if n.status.value == "new":
+        return f"New{since}."
+    text = f"{n.status.value.capitalize()}{since}: {_mm(n.prior_diameter_mm)} -> {_mm(n.current_diameter_mm)}"
+    text += f" ({_mm(n.diameter_change_mm, signed=True)})" if n.diameter_change_mm is not None else ""
+    return text + (f", VDT {doubling_text(n)}." if n.doubling_time is not None else ".")
+
+
 def comparison_context(comparison: Comparison | None, shown: list[ShownFinding]) -> dict[str, Any] | None:
     """The template's ``comparison`` block, or None without a comparison."""
     if comparison is None:
@@ -126,6 +136,11 @@ def comparison_context(comparison: Comparison | None, shown: list[ShownFinding])
         "counts": ", ".join(f"{v} {k}" for k, v in counts.items() if v) or "no nodules on either scan",
         "priority": comparison.priority.value if comparison.priority is not None else "-",
         "rows": [_row(n, numbers) for n in order],
+        "by_number": {
+            numbers[n.current_index]: _key_image_line(n, comparison.prior.study_date)
+            for n in comparison.nodules
+            if n.current_index in numbers
+        },
         "warnings": list(comparison.warnings),
         "risk_note": FOLLOW_UP_RISK_NOTE,
     }

@@ -182,6 +182,15 @@ def report_context(
         ("Software", f"lungcad {software}".strip()),
         ("Analysis time", f"{result.timings_s.get('total', sum(result.timings_s.values())):.1f} s"),
     ]
+    rows = [
+        _row(
+            s, volume, figures, midline_x_mm, options.study_kind, multiple, mask_sources, image_numbers or {}
+        )
+        for s in shown
+    ]
+    for row in rows:  # with a prior: each key image says how its nodule changed
+        change = (comparison or {}).get("by_number", {}).get(row["number"])
+        row["guidance"] += f" {change}" if change else ""
     return {
         "header": header,
         "series_uid": result.series_uid,
@@ -191,19 +200,7 @@ def report_context(
         "banner": _banner(result),
         "summary": _summary(result, shown, options.min_probability),
         "guidance": guidance,
-        "rows": [
-            _row(
-                s,
-                volume,
-                figures,
-                midline_x_mm,
-                options.study_kind,
-                multiple,
-                mask_sources,
-                image_numbers or {},
-            )
-            for s in shown
-        ],
+        "rows": rows,
         "threshold": f"{options.min_probability:g}",
         "n_candidates": len(result.findings),
         "diameter_note": DIAMETER_NOTE,
