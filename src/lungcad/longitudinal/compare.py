@@ -22,6 +22,7 @@ from lungcad.annotations.lungrads import (
     lung_rads_with_prior,
     scan_priority,
 )
+from lungcad.config import PreprocessConfig
 from lungcad.fileio import atomic_write_text
 from lungcad.infer.detector import Detector
 from lungcad.longitudinal.contract import Comparison, MatchingSettings, NoduleChange, StudyRef
@@ -243,9 +244,14 @@ def compare_scans(
     settings: CompareSettings | None = None,
     current_date: str | None = None,
     prior_date: str | None = None,
+    preprocess: PreprocessConfig | None = None,
 ) -> tuple[Comparison, Side, Side]:
-    """Read both scans (detecting on each, or reusing its result.json) and compare them."""
-    pre = detector.cfg.preprocess if detector is not None else None
+    """Read both scans (detecting on each, or reusing its result.json) and compare them.
+
+    ``preprocess`` (default: the detector's, else the defaults) is how a reused result's scan is
+    preprocessed for its lung mask: the model's own settings, as at detection.
+    """
+    pre = preprocess or (detector.cfg.preprocess if detector is not None else None)
     t0 = time.perf_counter()
     cur = load_side(current, detector=detector, result=current_result, preprocess=pre)
     pri = load_side(prior, detector=detector, result=prior_result, preprocess=pre)

@@ -25,3 +25,7 @@ ROUTERS += [viewer_api.router]
 from lungcad.service.api import deliveries as deliveries_api  # noqa: E402 - issue 16: result delivery
 
 ROUTERS += [deliveries_api.router]
+
+from lungcad.service.api import comparisons as comparisons_api  # noqa: E402 - issue 17: comparison with priors
+
+ROUTERS += [comparisons_api.router]

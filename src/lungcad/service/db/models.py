@@ -370,3 +370,17 @@ class ResultDelivery(Base):
     claim: Mapped[str | None] = mapped_column(String(32))  # token of the sender attempt that owns it
     last_status: Mapped[int | None] = mapped_column(Integer)  # the DICOM status or HTTP status code
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class ComparisonRow(Base):
+    """One comparison of a done analysis with a prior one (issue 17, ``lungcad.longitudinal``): the
+    ``comparison.json`` document as written, and the ids it compares (deleted with either analysis)."""
+
+    __tablename__ = "comparisons"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    analysis_id: Mapped[str] = mapped_column(ForeignKey("analyses.id", ondelete="CASCADE"), index=True)
+    prior_analysis_id: Mapped[str] = mapped_column(ForeignKey("analyses.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    created_by: Mapped[str | None] = mapped_column(String(16))  # API key prefix
+    document: Mapped[str] = mapped_column(Text)  # comparison.json (schema docs/schema/comparison-1.0.json)
