@@ -24,6 +24,8 @@ const PALETTE = [
   [255, 255, 120], [60, 255, 210],
 ];
 
+// the label map over the CT: see-through, so the nodule's attenuation and margins stay readable
+const OVERLAY_OPACITY = 0.35;
 let nv = null;
 let findings = [];
 let current = null; // number of the finding the views are on
@@ -104,7 +106,7 @@ function drawMarkers() {
       const size = Math.max(14, 2 * px * inSlice + 8);
       const [cr, cg, cb] = PALETTE[(f.number - 1) % PALETTE.length];
       marks.push(
-        el("div", { class: "marker", style: `left:${at.pos[0] / dpr}px;top:${at.pos[1] / dpr}px;--c:rgb(${cr} ${cg} ${cb});--d:${size}px`,
+        el("div", { class: at.pos[1] / dpr - size / 2 < 26 ? "marker marker-below" : "marker", style: `left:${at.pos[0] / dpr}px;top:${at.pos[1] / dpr}px;--c:rgb(${cr} ${cg} ${cb});--d:${size}px`,
           dataset: { number: f.number, tile: type }, "aria-hidden": "true" },
           el("span", { class: "marker-no" }, f.number)),
       );
@@ -147,7 +149,7 @@ async function startViewer() {
     multiplanarShowRender: SHOW_RENDER.ALWAYS,
     isOrientCube: false,
     dragAndDropEnabled: false,
-    textHeight: 0.04,
+    fontMinPx: 15, // orientation letters legible at a reading distance
     fontColor: [0.9, 0.9, 0.9, 1],
     loadingText: "Loading the CT...",
     showLegend: false,
@@ -158,7 +160,7 @@ async function startViewer() {
   for (const type of ["wheel", "mouseup", "pointerup"]) canvas.addEventListener(type, () => requestAnimationFrame(drawMarkers));
   await nv.loadVolumes([
     { url: `/api/v1/analyses/${enc}/volume.nii.gz`, name: "ct.nii.gz", colormap: "gray" },
-    { url: `/api/v1/analyses/${enc}/labels.nii.gz`, name: "labels.nii.gz", opacity: 0.55 },
+    { url: `/api/v1/analyses/${enc}/labels.nii.gz`, name: "labels.nii.gz", opacity: OVERLAY_OPACITY },
   ]);
   const labels = nv.volumes[1];
   if (labels) {
@@ -282,7 +284,13 @@ $$("[data-view]").forEach((b) => b.addEventListener("click", () => setView(b.dat
 $("#overlay-toggle").addEventListener("click", (e) => {
   const on = e.currentTarget.getAttribute("aria-pressed") !== "true";
   e.currentTarget.setAttribute("aria-pressed", String(on));
-  if (nv?.volumes[1]) nv.setOpacity(1, on ? 0.55 : 0);
+  if (nv?.volumes[1]) nv.setOpacity(1, on ? OVERLAY_OPACITY : 0);
+});
+$("#crosshair-toggle").addEventListener("click", (e) => {
+  const on = e.currentTarget.getAttribute("aria-pressed") !== "true";
+  e.currentTarget.setAttribute("aria-pressed", String(on));
+  nv?.setCrosshairWidth(on ? 1 : 0); // off: the lines no longer cross the nodule's margins
+  requestAnimationFrame(drawMarkers);
 });
 $("#reset-view").addEventListener("click", () => {
   if (!nv) return;
