@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lungcad.contracts import SCHEMA_VERSION
 from tests.conftest import REPO
 
 SLAB = REPO / "tests" / "data" / "lidc_slab_0001"
@@ -77,7 +78,7 @@ def test_wheel_in_a_fresh_venv_detects_with_the_shipped_model(tmp_path: Path) ->
     lungcad = str(venv / "bin" / "lungcad")  # the installed console script (its shebang: the fresh venv)
     out = _run([lungcad, "detect", str(SLAB), "--json"], cwd=tmp_path, env=env).stdout
     doc = json.loads(out)
-    assert doc["model_id"] == "lungcad-default" and doc["schema_version"] == "2.1"
+    assert doc["model_id"] == "lungcad-default" and doc["schema_version"] == SCHEMA_VERSION
     centre, diameter = LUNA16_NODULE
     hits = [
         f for f in doc["findings"] if np.linalg.norm(np.subtract(f["center_xyz_mm"], centre)) < diameter / 2
