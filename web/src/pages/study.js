@@ -205,6 +205,12 @@ function findingsTable(doc) {
 
 function qa(result) {
   const q = result.qa || {};
+  if (result.status !== "ok") { // read the findings with care: say so where it is seen first
+    const banner = $("#qa-banner");
+    const what = result.status === "qa_failed" ? "QA failed: the scan could not be analysed" : "QA warning";
+    banner.textContent = `${what}${result.reason ? `: ${result.reason}` : "."}`;
+    banner.hidden = false;
+  }
   $("#qa-verdict").replaceChildren(statusChip(result.status), " ", result.reason || (q.verdict ? `verdict: ${q.verdict}` : ""));
   $("#qa-checks").replaceChildren(
     ...(q.checks || []).map((c) =>
