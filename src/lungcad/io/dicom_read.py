@@ -218,6 +218,12 @@ def _padding(ds: Dataset, path: Path) -> float | None:
     return None if ds.get("PixelPaddingValue") is None else _number(ds, "PixelPaddingValue", 0.0, path)
 
 
+def _close(a: np.ndarray, b: np.ndarray, atol: float = 1e-3, rtol: float = 1e-5) -> bool:
+    """``np.allclose(a, b, atol=atol)`` for a few finite floats: the same test, |a - b| <= atol + rtol * |b|
+    element by element in float64, without numpy's ~0.3 ms of set-up per call (once per slice)."""
+    return all(abs(x - y) <= atol + rtol * abs(y) for x, y in zip(a.tolist(), b.tolist(), strict=True))
+
+
 def classic_slices(files: list[Path]) -> SeriesSlices:
     """One slice per file (CT Image Storage); every slice must share one ImageOrientationPatient."""
     slices: list[DicomSlice] = []
@@ -235,7 +241,7 @@ def classic_slices(files: list[Path]) -> SeriesSlices:
         iop = _floats(ds.ImageOrientationPatient, 6, "ImageOrientationPatient (0020,0037)", f)
         if iop_ref is None:
             iop_ref, first = iop, ds
-        elif not np.allclose(iop, iop_ref, atol=1e-3):
+        elif not _close(iop, iop_ref):
             raise InputError(
                 "slices of one series have different ImageOrientationPatient (0020,0037)",
                 path=f,
