@@ -109,6 +109,12 @@ def test_upload_analyse_view_download_logout(browser, live, tmp_path: Path) -> N
         result = page.evaluate(f"fetch('/api/v1/analyses/{STATE['analysis_id']}/result').then(r => r.json())")
         z_vox = result["findings"][first["index"]]["center_zyx_vox"][0]
         assert abs(axial - z_vox) <= 1, (axial, z_vox)
+        page.locator("#viewer").focus()
+        page.keyboard.press("+")
+        page.keyboard.press("+")
+        assert float(position.get_attribute("data-zoom")) > 1.2  # zoomed in
+        page.get_by_role("button", name="Reset zoom / pan").click()
+        assert float(position.get_attribute("data-zoom")) == 1.0
         page.get_by_role("button", name="Mediastinal").click()
         assert page.locator("#study").get_attribute("data-current-window") == "mediastinal"
         page.get_by_role("button", name="Lung").click()

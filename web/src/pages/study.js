@@ -2,7 +2,7 @@
 // (labels.nii.gz; label n = finding n), axial / coronal / sagittal / 3-D, lung and mediastinal windows; the
 // findings the report shows (GET /analyses/{id}/shown-findings) -- choosing one moves every view to it; the
 // QA checks and the report (HTML view; PDF / SEG / SR downloads for roles that may read them).
-import { Niivue, SLICE_TYPE, MULTIPLANAR_TYPE, SHOW_RENDER } from "@niivue/niivue";
+import { DRAG_MODE, Niivue, SLICE_TYPE, MULTIPLANAR_TYPE, SHOW_RENDER } from "@niivue/niivue";
 import { api, can, every } from "../lib/api.js";
 import { $, $$, el, pct } from "../lib/dom.js";
 import { badge, statusChip } from "../lib/lungrads.js";
@@ -73,6 +73,7 @@ function showPosition() {
   p.dataset.sliceCoronal = j;
   p.dataset.sliceAxial = k;
   p.dataset.finding = current ?? "";
+  p.dataset.zoom = nv.scene.pan2Dxyzmm[3].toFixed(2);
   const f = findings.find((x) => x.number === current);
   const at = f ? ` · at ${f.label} (${f.diameter_mm.toFixed(1)} mm, Lung-RADS ${f.lung_rads || "–"})` : "";
   p.textContent = `Slice ${k + 1} / ${dims[3]} · voxel x ${i + 1}, y ${j + 1}${at}`;
@@ -115,6 +116,14 @@ function drawMarkers() {
   layer.replaceChildren(...marks);
 }
 
+function zoomBy(factor) {
+  if (!nv) return;
+  const z = nv.scene.pan2Dxyzmm[3] * factor;
+  nv.scene.pan2Dxyzmm[3] = Math.min(8, Math.max(0.5, z));
+  nv.drawScene();
+  showPosition();
+}
+
 function jumpTo(number) {
   const f = findings.find((x) => x.number === number);
   if (!f || !nv) return;
@@ -155,6 +164,19 @@ async function startViewer() {
     showLegend: false,
   });
   await nv.attachToCanvas(canvas);
+  // left: crosshair (shift: pan), middle: pan, right-drag: window / level, as reading stations do
+  nv.setMouseEventConfig({
+    leftButton: { primary: DRAG_MODE.crosshair, withShift: DRAG_MODE.pan, withCtrl: DRAG_MODE.crosshair },
+    rightButton: DRAG_MODE.windowing,
+    centerButton: DRAG_MODE.pan,
+  });
+  // Ctrl + wheel zooms the 2-D views (the wheel alone steps through slices)
+  canvas.addEventListener("wheel", (e) => {
+    if (!e.ctrlKey) return;
+    e.preventDefault();
+    e.stopImmediatePropagation();
+    zoomBy(e.deltaY < 0 ? 1.15 : 1 / 1.15);
+  }, { capture: true, passive: false });
   nv.onLocationChange = () => showPosition();
   new ResizeObserver(() => requestAnimationFrame(drawMarkers)).observe(canvas);
   for (const type of ["wheel", "mouseup", "pointerup"]) canvas.addEventListener(type, () => requestAnimationFrame(drawMarkers));
@@ -302,11 +324,16 @@ $("#reset-view").addEventListener("click", () => {
   if (!nv) return;
   nv.scene.pan2Dxyzmm = [0, 0, 0, 1];
   nv.drawScene();
-  requestAnimationFrame(drawMarkers);
+  showPosition();
 });
 // keyboard: slices with the arrow keys / Page Up / Page Down (the axis of the view, axial in MPR)
 $("#viewer").addEventListener("keydown", (e) => {
   if (!nv) return;
+  if (e.key === "+" || e.key === "=" || e.key === "-") {
+    e.preventDefault();
+    zoomBy(e.key === "-" ? 1 / 1.15 : 1.15);
+    return;
+  }
   const step = { ArrowUp: 1, PageUp: 1, ArrowRight: 1, ArrowDown: -1, PageDown: -1, ArrowLeft: -1 }[e.key];
   if (!step) return;
   e.preventDefault();
