@@ -64,8 +64,9 @@ function render() {
   );
   const first = state.total ? state.offset + 1 : 0;
   const last = state.offset + state.rows.length;
+  const range = state.total <= state.rows.length ? `${state.total} stud${state.total === 1 ? "y" : "ies"}` : `Studies ${first}–${last} of ${state.total}`;
   $("#wl-summary").textContent = state.total
-    ? `Studies ${first}–${last} of ${state.total}${text ? `, ${shown.length} matching “${text}”` : ""}`
+    ? `${range}${text ? `, ${shown.length} matching “${text}”` : ""}`
     : "No analysed studies match these filters.";
   $("#pg-info").textContent = `Page ${Math.floor(state.offset / state.limit) + 1} of ${Math.max(1, Math.ceil(state.total / state.limit))}`;
   $("#pg-prev").disabled = state.offset === 0;
