@@ -162,3 +162,31 @@ def test_corrupt_series_is_a_clear_error(
     assert main(["detect", str(series), "--model", str(tiny_model)]) == 2
     err = capsys.readouterr().err
     assert victim.name in err and "pixel data" in err
+
+
+def test_detect_cli_batch_reads_ahead_and_matches_single_runs(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``lungcad detect A B``: one sub-folder per scan, findings equal to running each scan alone."""
+    from lungcad.io import load_ct
+
+    copy = save_volume(load_ct(SLAB), tmp_path / "slab_copy.nii.gz")  # the same scan without a series UID
+    out = tmp_path / "batch"
+    args = ["--model", str(tiny_model), "--json"]
+    assert main(["detect", str(SLAB), str(copy), "--out", str(out), *args]) == 0
+    docs = json.loads(capsys.readouterr().out)
+    assert main(["detect", str(SLAB), *args]) == 0
+    single = json.loads(capsys.readouterr().out)
+    assert len(docs) == 2
+
+    def centres(doc: dict) -> list:
+        return [f["center_xyz_mm"] for f in doc["findings"]]
+
+    assert centres(docs[0]) == centres(single)
+    np.testing.assert_allclose(centres(docs[1]), centres(single), atol=1e-6)
+    assert all((out / doc["series_uid"] / "result.json").exists() for doc in docs)  # a folder per scan
+    # an unreadable scan in a batch: exit 2 naming it, as without the read-ahead
+    (tmp_path / "notes.txt").write_text("hello")
+    bad = ["detect", str(SLAB), str(tmp_path / "notes.txt"), "--model", str(tiny_model), "--out", str(out)]
+    assert main(bad) == 2
+    assert "notes.txt" in capsys.readouterr().err

@@ -106,6 +106,7 @@ def detect(
     Each finding gets its Brock (PanCan) malignancy risk; what the scan cannot tell (family history,
     spiculation) is assumed absent unless given, and listed as assumed in result.json and the report.
     """
+    from lungcad.infer.batch import prefetch
     from lungcad.infer.detector import Detector
     from lungcad.infer.risk import RiskOptions, parse_sex, parse_yes_no
     from lungcad.report.analyse import analyse_scan
@@ -131,10 +132,14 @@ def detect(
     results = []
     with Progress(disable=as_json or len(paths) == 1, console=console) as progress:
         task = progress.add_task("detecting", total=len(paths))
-        for path in paths:
+        # several scans: the next is read while this one is analysed (lungcad.infer.batch), a read error
+        # raised here, in order, as without the read-ahead; one scan: read by the detector (its load time)
+        read = (lambda p: detector.load_volume(p, series)) if len(paths) > 1 else (lambda p: p)
+        for item in prefetch(paths, read):
+            path = item.item
             done = analyse_scan(
                 detector,
-                path,
+                item.get(),
                 out,
                 series_uid=series,
                 report=report,

@@ -115,6 +115,12 @@ class Detector:
             path = default_model_path(config.infer.model_file if config is not None else None)
         return cls(load_bundle(path), config=config, **kwargs)  # type: ignore[arg-type]
 
+    def load_volume(self, source: str | Path, series_uid: str | None = None) -> CTVolume:
+        """Read one scan exactly as ``run`` does (the bundle's slice-gap and minimum-slice rules): what a
+        batch prefetches (``lungcad.infer.batch``) while the network runs on the scan before it."""
+        p = self.cfg.preprocess
+        return load_ct(source, series_uid, gap_factor=p.gap_factor, min_slices=p.min_slices)
+
     def detect(self, source: str | Path | CTVolume, series_uid: str | None = None) -> ScanResult:
         return self.run(source, series_uid).result
 
@@ -143,11 +149,7 @@ class Detector:
 
         t0 = time.perf_counter()
         p = self.cfg.preprocess
-        volume = (
-            source
-            if isinstance(source, CTVolume)
-            else load_ct(source, series_uid, gap_factor=p.gap_factor, min_slices=p.min_slices)
-        )
+        volume = source if isinstance(source, CTVolume) else self.load_volume(source, series_uid)
         timings["load"] = time.perf_counter() - t0
         log_stage("load", timings["load"], "lungcad.infer", shape_zyx=list(volume.shape))
         stage_done("load")

@@ -76,7 +76,10 @@ def _target(out_dir: Path, result: ScanResult, source: str | Path | CTVolume, se
     """``out_dir``, or its sub-folder named after the series (the source's stem when the scan has none)."""
     if not series_subfolder:
         return out_dir
-    stem = "scan" if isinstance(source, CTVolume) else Path(source).stem
+    if isinstance(source, CTVolume):
+        stem = Path(source.metadata.source_path).stem if source.metadata.source_path else "scan"
+    else:
+        stem = Path(source).stem
     return out_dir / (result.series_uid or stem)
 
 
