@@ -41,7 +41,6 @@ from lungcad.annotations.lungrads import interval_change
 from lungcad.infer.detector import Detector
 from lungcad.infer.outputs import write_result_json
 from lungcad.longitudinal.compare import CompareSettings, compare_sides
-from lungcad.longitudinal.growth import doubling_time
 from lungcad.longitudinal.sides import Side, load_side, read_result_json
 from lungcad.synth.followup_manifest import FollowupPatient, load_followup_manifest
 from lungcad.types import Finding, ScanResult, Texture
@@ -55,7 +54,9 @@ def truth_result(patient: FollowupPatient, when: str) -> tuple[ScanResult, list[
         if tp is None or n.micronodule:
             continue
         findings.append(
-            Finding(tuple(tp.center_xyz_mm), tp.diameter_mm, volume_mm3=tp.volume_mm3, texture=Texture(n.texture))
+            Finding(
+                tuple(tp.center_xyz_mm), tp.diameter_mm, volume_mm3=tp.volume_mm3, texture=Texture(n.texture)
+            )
         )
         ids.append(n.nodule_id)
     return ScanResult(getattr(patient, when).series_uid, findings), ids
@@ -98,107 +99,166 @@ def bootstrap_median(values: list[float], seed: int = 0, n: int = 2000) -> tuple
     return float(np.percentile(meds, 2.5)), float(np.percentile(meds, 97.5))
 
 
-def evaluate(cohort: Path, inputs: str, cache: Path | None, model: Path | None) -> dict:
-    manifest = load_followup_manifest(cohort)
-    detector = Detector.load(model) if inputs == "detect" else None
-    settings = CompareSettings(min_probability=detector.cfg.infer.report_threshold if detector else 0.5)
-    both = [0, 0]  # matched correctly, considered
-    new, resolved = [0, 0], [0, 0]
-    false_new = false_resolved = 0
-    confusion: Counter[tuple[str, str]] = Counter()
-    vdt_err, vdt_cover, tre, dice, msd, log_err, seconds = [], [], [], [], [], [], []
-    for patient in manifest.patients:
-        t0 = time.perf_counter()
-        sides, ids = {}, {}
-        for when in ("prior", "current"):
-            scan = cohort / getattr(patient, when).image()
-            if detector is None:
-                result, ids[when] = truth_result(patient, when)
-                sides[when] = load_side(scan, result=result)
+def evaluate_patient(
+    patient: FollowupPatient,
+    cohort: Path,
+    detector: Detector | None,
+    cache: Path | None,
+    settings: CompareSettings,
+) -> dict:
+    """One patient's outcomes (what ``summarise`` adds up), JSON-ready."""
+    t0 = time.perf_counter()
+    sides, ids = {}, {}
+    for when in ("prior", "current"):
+        scan = cohort / getattr(patient, when).image()
+        if detector is None:
+            result, ids[when] = truth_result(patient, when)
+            sides[when] = load_side(scan, result=result)
+        else:
+            sides[when] = detected_side(detector, scan, cache)
+            ids[when] = assign_truth(sides[when].result, patient, when, settings.floor_probability)
+    c = compare_sides(sides["current"], sides["prior"], settings)
+    out: dict = {
+        "patient": patient.patient_id,
+        "both": [0, 0],
+        "new": [0, 0],
+        "resolved": [0, 0],
+        "false_new": 0,
+        "false_resolved": 0,
+        "confusion": [],
+        "vdt_err": [],
+        "vdt_cover": [],
+        "tre": [],
+        "log_err": [],
+        "dice": c.registration.lung_dice,
+        "msd": c.registration.mean_surface_distance_mm,
+        "counts": c.counts(),
+    }
+    pairs: dict[str, list] = {}  # nodule id -> the comparison entries holding it
+    for entry in c.nodules:
+        cid = ids["current"][entry.current_index] if entry.current_index is not None else None
+        pid = ids["prior"][entry.prior_index] if entry.prior_index is not None else None
+        for key in {cid, pid} - {None}:
+            pairs.setdefault(key, []).append((entry, cid, pid))
+    for n in patient.nodules:
+        nid = n.nodule_id
+        if n.micronodule:
+            continue
+        entries = pairs.get(nid, [])
+        if n.prior is not None and n.current is not None:
+            mapped = patient.map_prior_to_current(np.asarray(n.prior.center_xyz_mm))
+            found = [e for e in entries if e[1] == nid and e[2] == nid]
+            on_both = {e[1] for e in entries} >= {nid} and {e[2] for e in entries} >= {nid}
+            if detector is None or on_both:
+                out["both"][1] += 1
+                out["both"][0] += bool(found)
+            if found:
+                e = found[0][0]
+                out["tre"].append(
+                    float(np.linalg.norm(np.subtract(e.prior_center_registered_xyz_mm, mapped)))
+                )
+                want = interval_change(round(n.current.diameter_mm, 1) - round(n.prior.diameter_mm, 1))
+                out["confusion"].append([want.value, e.status.value])
+                true_r = math.log(n.current.volume_mm3 / n.prior.volume_mm3)
+                if e.doubling_time is not None:
+                    out["log_err"].append(e.doubling_time.log_ratio - true_r)
+                if n.vdt_days is not None and n.vdt_days > 0 and e.doubling_time is not None:
+                    d = e.doubling_time
+                    est = d.days if d.days is not None else math.inf
+                    out["vdt_err"].append(min(abs(est - n.vdt_days) / n.vdt_days, 1e9))
+                    lo = d.low_days if d.low_days is not None else 0.0
+                    hi = d.high_days if d.high_days is not None else math.inf
+                    out["vdt_cover"].append(bool(lo <= n.vdt_days <= hi))
             else:
-                sides[when] = detected_side(detector, scan, cache)
-                ids[when] = assign_truth(sides[when].result, patient, when, settings.floor_probability)
-        c = compare_sides(sides["current"], sides["prior"], settings)
-        seconds.append(time.perf_counter() - t0)
-        reg = c.registration
-        dice.append(reg.lung_dice)
-        msd.append(reg.mean_surface_distance_mm)
-        truth = {n.nodule_id: n for n in patient.nodules}
-        pairs = {}  # nodule id -> the comparison entry holding it
-        for entry in c.nodules:
-            cid = ids["current"][entry.current_index] if entry.current_index is not None else None
-            pid = ids["prior"][entry.prior_index] if entry.prior_index is not None else None
-            for key in {cid, pid} - {None}:
-                pairs.setdefault(key, []).append((entry, cid, pid))
-        for nid, n in truth.items():
-            if n.micronodule:
-                continue
-            entries = pairs.get(nid, [])
-            if n.prior is not None and n.current is not None:
-                mapped = patient.map_prior_to_current(np.asarray(n.prior.center_xyz_mm))
-                found = [e for e in entries if e[1] == nid and e[2] == nid]
-                on_both = {e[1] for e in entries} >= {nid} and {e[2] for e in entries} >= {nid}
-                if detector is None or on_both:
-                    both[1] += 1
-                    both[0] += bool(found)
-                if found:
-                    e = found[0][0]
-                    tre.append(float(np.linalg.norm(np.subtract(e.prior_center_registered_xyz_mm, mapped))))
-                    want = interval_change(round(n.current.diameter_mm, 1) - round(n.prior.diameter_mm, 1))
-                    confusion[(want.value, e.status.value)] += 1
-                    true_r = math.log(n.current.volume_mm3 / n.prior.volume_mm3)
-                    if e.doubling_time is not None:
-                        log_err.append(e.doubling_time.log_ratio - true_r)
-                    if n.vdt_days is not None and n.vdt_days > 0 and e.doubling_time is not None:
-                        d = e.doubling_time
-                        est = d.days if d.days is not None else math.inf
-                        vdt_err.append(abs(est - n.vdt_days) / n.vdt_days)
-                        lo = d.low_days if d.low_days is not None else 0.0
-                        hi = d.high_days if d.high_days is not None else math.inf
-                        vdt_cover.append(lo <= n.vdt_days <= hi)
-                else:
-                    false_new += any(e[0].status.value == "new" and e[1] == nid for e in entries)
-                    false_resolved += any(e[0].status.value == "resolved" and e[2] == nid for e in entries)
-            elif n.current is not None and any(e[1] == nid for e in entries):
-                new[1] += 1
-                new[0] += any(e[1] == nid and e[0].status.value == "new" for e in entries)
-            elif n.prior is not None and any(e[2] == nid for e in entries):
-                resolved[1] += 1
-                resolved[0] += any(e[2] == nid and e[0].status.value == "resolved" for e in entries)
-        print(
-            f"{patient.patient_id}: {c.counts()} dice {reg.lung_dice:.3f} msd {reg.mean_surface_distance_mm:.2f} "
-            f"{seconds[-1]:.1f} s",
-            file=sys.stderr,
-        )
-    med = float(np.median(vdt_err)) if vdt_err else None
-    report = {
+                out["false_new"] += any(e[0].status.value == "new" and e[1] == nid for e in entries)
+                out["false_resolved"] += any(e[0].status.value == "resolved" and e[2] == nid for e in entries)
+        elif n.current is not None and any(e[1] == nid for e in entries):
+            out["new"][1] += 1
+            out["new"][0] += any(e[1] == nid and e[0].status.value == "new" for e in entries)
+        elif n.prior is not None and any(e[2] == nid for e in entries):
+            out["resolved"][1] += 1
+            out["resolved"][0] += any(e[2] == nid and e[0].status.value == "resolved" for e in entries)
+    out["seconds"] = time.perf_counter() - t0
+    return out
+
+
+def summarise(records: list[dict], cohort: Path, inputs: str, seed: object, volume_error: float) -> dict:
+    def total(key: str) -> list[int]:
+        return [sum(r[key][0] for r in records), sum(r[key][1] for r in records)]
+
+    def cat(key: str) -> list:
+        return [v for r in records for v in r[key]]
+
+    both, vdt_err, vdt_cover, tre, log_err = (
+        total("both"),
+        cat("vdt_err"),
+        cat("vdt_cover"),
+        cat("tre"),
+        cat("log_err"),
+    )
+    confusion = Counter(f"{a}->{b}" for a, b in cat("confusion"))
+    return {
         "cohort": str(cohort),
-        "seed": manifest.config.get("seed"),
+        "seed": seed,
         "inputs": inputs,
-        "patients": len(manifest.patients),
+        "patients": len(records),
         "matching_accuracy": both[0] / both[1] if both[1] else None,
         "matching_counts": both,
-        "new_called_new": new,
-        "resolved_called_resolved": resolved,
-        "matched_nodules_called_new": false_new,
-        "matched_nodules_called_resolved": false_resolved,
-        "interval_change_confusion": {f"{a}->{b}": k for (a, b), k in sorted(confusion.items())},
+        "new_called_new": total("new"),
+        "resolved_called_resolved": total("resolved"),
+        "matched_nodules_called_new": sum(r["false_new"] for r in records),
+        "matched_nodules_called_resolved": sum(r["false_resolved"] for r in records),
+        "interval_change_confusion": dict(sorted(confusion.items())),
         "vdt_n": len(vdt_err),
-        "vdt_median_relative_error": med,
+        "vdt_median_relative_error": float(np.median(vdt_err)) if vdt_err else None,
         "vdt_median_relative_error_ci95": bootstrap_median(vdt_err) if len(vdt_err) > 1 else None,
         "vdt_interval_coverage": float(np.mean(vdt_cover)) if vdt_cover else None,
         "tre_mm_mean": float(np.mean(tre)) if tre else None,
         "tre_mm_max": float(np.max(tre)) if tre else None,
-        "lung_dice_mean": float(np.mean(dice)),
-        "lung_dice_min": float(np.min(dice)),
-        "surface_distance_mm_mean": float(np.mean(msd)),
-        "volume_repeatability_sd": float(np.std(log_err, ddof=1) / math.sqrt(2)) if len(log_err) > 2 else None,
+        "lung_dice_mean": float(np.mean([r["dice"] for r in records])),
+        "lung_dice_min": float(np.min([r["dice"] for r in records])),
+        "surface_distance_mm_mean": float(np.mean([r["msd"] for r in records])),
+        "volume_repeatability_sd": float(np.std(log_err, ddof=1) / math.sqrt(2))
+        if len(log_err) > 2
+        else None,
         "volume_log_ratio_bias": float(np.mean(log_err)) if log_err else None,
-        "seconds_per_pair_mean": float(np.mean(seconds)),
-        "volume_error_used": settings.volume_error,
+        "seconds_per_pair_mean": float(np.mean([r["seconds"] for r in records])),
+        "volume_error_used": volume_error,
     }
-    _ = doubling_time  # the model the intervals come from (lungcad.longitudinal.growth)
-    return report
+
+
+def evaluate(
+    cohort: Path,
+    inputs: str,
+    cache: Path | None,
+    model: Path | None,
+    records_path: Path | None,
+    limit: int | None = None,
+    summarise_only: bool = False,
+) -> dict:
+    """Evaluate every patient (resuming from ``records_path``: one JSON line per patient done)."""
+    manifest = load_followup_manifest(cohort)
+    records = []
+    if records_path is not None and records_path.is_file():
+        records = [json.loads(line) for line in records_path.read_text().splitlines() if line.strip()]
+    done = {r["patient"] for r in records}
+    detector = Detector.load(model) if inputs == "detect" and not summarise_only else None
+    threshold = detector.cfg.infer.report_threshold if detector else 0.5
+    settings = CompareSettings(min_probability=threshold)
+    patients = manifest.patients[:limit] if limit else manifest.patients
+    for patient in [] if summarise_only else patients:
+        if patient.patient_id in done:
+            continue
+        record = evaluate_patient(patient, cohort, detector, cache, settings)
+        records.append(record)
+        if records_path is not None:
+            with records_path.open("a") as fh:
+                fh.write(json.dumps(record) + "\n")
+        print(
+            f"{patient.patient_id}: {record['counts']} dice {record['dice']:.3f} {record['seconds']:.1f} s",
+            file=sys.stderr,
+        )
+    return summarise(records, cohort, inputs, manifest.config.get("seed"), settings.volume_error)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -208,8 +268,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=None, help="folder for cached detections")
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    parser.add_argument(
+        "--records", type=Path, default=None, help="per-patient outcomes (JSON lines; resumes)"
+    )
+    parser.add_argument("--limit", type=int, default=None, help="only the first N patients")
+    parser.add_argument("--summarise", action="store_true", help="only add up --records, run nothing")
     args = parser.parse_args(argv)
-    report = evaluate(args.cohort, args.inputs, args.cache, args.model)
+    report = evaluate(
+        args.cohort, args.inputs, args.cache, args.model, args.records, args.limit, args.summarise
+    )
     text = json.dumps(report, indent=2)
     print(text)
     if args.json:
