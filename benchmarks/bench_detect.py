@@ -6,6 +6,7 @@
   * warm: lungcad ``Detector`` end to end (DICOM folder in, findings out) after a warm-up scan (a service's
     steady state), split by stage, peak RSS, for the PyTorch backend in bf16 and fp32 and the ONNX Runtime
     backend (fp32);
+  * batch: one ``lungcad detect`` process given the series 10 times (4 in ``--quick``): scans per hour;
   * the reference: MONAI ``BasicUNet`` (default features) with MONAI ``sliding_window_inference``
     (96^3 windows, overlap 0.25, Gaussian) over the same 1 mm volume;
   * achieved GFLOP/s of our network part against this machine's measured matmul peak (a torch probe).
@@ -16,10 +17,11 @@ Each measurement runs in its own process so peak RSS is its own.
 Usage: python benchmarks/bench_detect.py [--series DIR] [--model PATH] [--skip-reference] [--skip-onnx]
                                         [--quick] [--json PATH]
 
-``--quick`` (``make bench-check``) runs the cold CLI (2 repeats), the warm bf16 detector and the reference
-only (no fp32 / ONNX variants), on the same series.  The ratios (ours / the reference's network, lower is
-better; cold CLI and warm end to end) go to ``benchmarks/results/detect.json``; without the real series the
-result says it was skipped.
+``--quick`` (``make bench-check``) runs the cold CLI (2 repeats), a batch of 4 (10 in the full run: one
+``lungcad detect`` process given the series that many times, scans per hour), the warm bf16 detector and the
+reference only (no fp32 / ONNX variants), on the same series.  The ratios (ours / the reference's network,
+lower is better; cold CLI and warm end to end) go to ``benchmarks/results/detect.json``; without the real
+series the result says it was skipped.
 """
 
 from __future__ import annotations
@@ -83,13 +85,14 @@ def _ours(series: str, model: str | None, backend: str, bf16: bool) -> dict:
     }
 
 
-def _cold_cli(series: str, model: str | None) -> dict:
-    """One ``lungcad detect`` in a fresh process: wall seconds and the CLI process's peak RSS (MB).
+def _cold_cli(series: str, model: str | None, copies: int = 1) -> dict:
+    """One ``lungcad detect`` in a fresh process (``copies`` > 1: the series given that many times, a batch):
+    wall seconds and the CLI process's peak RSS (MB).
 
     Runs inside its own spawned child, so ``RUSAGE_CHILDREN`` holds exactly the one CLI process.
     """
     with tempfile.TemporaryDirectory() as out:
-        cmd = [sys.executable, "-m", "lungcad", "detect", series, "--out", out]
+        cmd = [sys.executable, "-m", "lungcad", "detect", *([series] * copies), "--out", out]
         if model:
             cmd += ["--model", model]
         t0 = time.perf_counter()
@@ -166,6 +169,14 @@ def main() -> None:
         + ", ".join(f"{c['wall_s']:.2f}s" for c in cold)
         + f" -> median {cold_s:.2f} s wall, peak RSS {cold_rss:.0f} MB (target <= 1000 MB)"
     )
+    n_batch = 4 if args.quick else 10
+    batch = _in_child(_cold_cli, series, args.model, n_batch)
+    per_hour = 3600 * n_batch / batch["wall_s"]
+    print(
+        f"== batch: lungcad detect with the series {n_batch} times, one process: {batch['wall_s']:.1f} s -> "
+        f"{per_hour:.0f} scans per hour ({batch['wall_s'] / n_batch:.2f} s per scan against {cold_s:.2f} s "
+        f"for a cold single run); peak RSS {batch['peak_rss_mb']:.0f} MB"
+    )
     runs = {"torch bf16": _in_child(_ours, series, args.model, "torch", True)}
     if not args.quick:
         runs["torch fp32"] = _in_child(_ours, series, args.model, "torch", False)
@@ -193,6 +204,7 @@ def main() -> None:
     measured: dict = {
         "matmul_peak_gflops": peak,
         "cold_cli": {"runs": cold, "median_wall_s": cold_s, "peak_rss_mb": cold_rss},
+        "batch_cli": {"scans": n_batch, **batch, "scans_per_hour": per_hour},
         "runs": runs,
     }
     if not args.skip_reference:
