@@ -10,7 +10,7 @@ import pytest
 
 from lungcad.errors import InputError
 from lungcad.longitudinal.compare import CompareSettings, compare_sides
-from lungcad.longitudinal.registration import register_lungs
+from lungcad.longitudinal.registration import RegistrationSettings, register_lungs
 from lungcad.longitudinal.schema import comparison_schema
 from lungcad.longitudinal.sides import Side, iso_date
 from lungcad.preprocess.pipeline import preprocess_ct
@@ -98,3 +98,20 @@ def test_prior_after_current_and_other_patients_are_errors(sides: tuple[Side, Si
     assert any("different PatientIDs" in w for w in allowed.warnings)
     with pytest.raises(InputError, match="not a date"):
         compare_sides(cur, pri, current_date="tomorrow")
+
+
+def test_bspline_stage_keeps_the_alignment_and_inverts(phantom_pair: Pair, sides: tuple[Side, Side]) -> None:
+    cur, pri = sides
+    reg = register_lungs(cur.volume, cur.lungs, pri.volume, pri.lungs, RegistrationSettings(bspline=True))
+    assert reg.quality.method == "euler3d+affine+bspline" and reg.quality.ok
+    for c, _, _ in NODULES:
+        mapped = reg.prior_to_current(np.array(c))
+        assert np.linalg.norm(mapped[0] - np.array(phantom_pair.map(c))) < 2.0
+        np.testing.assert_allclose(reg.current_to_prior(mapped)[0], c, atol=0.01)  # the iteration converged
+
+
+def test_bad_registration_settings() -> None:
+    with pytest.raises(InputError, match="mattes_mi or mean_squares"):
+        RegistrationSettings(metric="cosine")  # type: ignore[arg-type]
+    with pytest.raises(InputError, match=r"spacing must be in \[0.5, 8\] mm"):
+        RegistrationSettings(spacing_mm=20.0)
