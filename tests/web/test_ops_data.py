@@ -93,3 +93,13 @@ def test_data_routes_answer_an_admin(client: TestClient, make_key: Callable[[str
         r = client.get(f"/ui/{page}")
         assert r.status_code == 200 and f'data-page="{page}"' in r.text, page
         assert "/ui/static/pages.css" in r.text
+
+
+def test_one_observation_is_every_percentile() -> None:
+    from lungcad.service.ui_ops import _summary
+
+    # one analysis of 4.75 s in the (2.5, 5] bucket: interpolation would say p50 3.75; the value is exact
+    one = _summary({2.5: 0.0, 5.0: 1.0, INF: 1.0}, 4.75)
+    assert one == {"count": 1, "mean_s": 4.75, "p50_s": 4.75, "p90_s": 4.75, "p99_s": 4.75}
+    two = _summary({1.0: 1.0, 2.0: 2.0, INF: 2.0}, 2.5)
+    assert two["count"] == 2 and two["mean_s"] == 1.25 and two["p50_s"] == 1.0

@@ -91,6 +91,8 @@ def _buckets(samples: Iterable[Any], keep) -> dict[float, float]:  # noqa: ANN00
 def _summary(buckets: dict[float, float], total_s: float) -> dict[str, Any]:
     n = int(max(buckets.values(), default=0.0))
     pairs = list(buckets.items())
+    if n == 1:  # one observation is every quantile of itself; the buckets would only bracket it
+        return {"count": 1, "mean_s": total_s, **{f"p{round(q * 100)}_s": total_s for q in QUANTILES}}
     return {
         "count": n,
         "mean_s": total_s / n if n else None,

@@ -4,7 +4,7 @@
 // <svg role="img"> whose aria-label says what it shows; the numbers are in the pages' tables too.
 const NS = "http://www.w3.org/2000/svg";
 export const COLORS = ["#58a6ff", "#f0883e", "#3fb950", "#d2a8ff", "#ff7b72", "#e3b341", "#39c5cf", "#f778ba"];
-const W = 640;
+const MIN_W = 320;
 const PAD = { left: 56, right: 16, top: 14, bottom: 40 };
 
 function svgEl(tag, attrs = {}, text) {
@@ -35,7 +35,26 @@ function fmt(v) {
   return v.toPrecision(2).replace(/0+$/, "").replace(/\.$/, "");
 }
 
+// log-scale ticks: 1, 2, 5 times the powers of ten in [lo, hi] (exponents), thinned to the powers if many
+function logTicks(lo, hi) {
+  const out = [];
+  for (let e = Math.floor(lo); e <= Math.ceil(hi); e++) for (const m of [1, 2, 5]) out.push(m * 10 ** e);
+  const inside = out.filter((v) => Math.log10(v) >= lo - 1e-9 && Math.log10(v) <= hi + 1e-9);
+  return inside.length > 6 ? inside.filter((v) => Number.isInteger(Math.log10(v))) : inside;
+}
+
+// charts are drawn at the host's width (1 unit = 1 CSS pixel: text stays 12 px) and redrawn on resize
+const drawn = new Map();
+let resizeTimer;
+window.addEventListener("resize", () => {
+  clearTimeout(resizeTimer);
+  resizeTimer = setTimeout(() => {
+    for (const [host, [fn, opts]] of drawn) if (host.isConnected) fn(host, opts);
+  }, 150);
+});
+
 function frame(host, { height, label, xLabel, yLabel }) {
+  const W = Math.max(MIN_W, Math.round(host.clientWidth || 640));
   const svg = svgEl("svg", { viewBox: `0 0 ${W} ${height}`, role: "img", "aria-label": label, class: "chart" });
   svg.append(svgEl("title", {}, label));
   const plot = { x0: PAD.left, x1: W - PAD.right, y0: height - PAD.bottom, y1: PAD.top };
@@ -45,7 +64,7 @@ function frame(host, { height, label, xLabel, yLabel }) {
       transform: `rotate(-90 12 ${(plot.y0 + plot.y1) / 2})` }, yLabel));
   }
   host.replaceChildren(svg);
-  return { svg, plot };
+  return { svg, plot, W };
 }
 
 function axes(svg, plot, xs, ys, sx, sy, xFmt = fmt) {
@@ -63,9 +82,11 @@ function axes(svg, plot, xs, ys, sx, sy, xFmt = fmt) {
   svg.append(svgEl("line", { x1: plot.x0, x2: plot.x0, y1: plot.y0, y2: plot.y1, class: "axis" }));
 }
 
-// series: [{ name, points: [[x, y], ...], color? }]; an empty chart says "no data yet"
-export function lineChart(host, { series, label, xLabel = "step", yLabel = "", height = 240, yMin, yMax, log = false }) {
-  const { svg, plot } = frame(host, { height, label, xLabel, yLabel });
+// series: [{ name, points: [[x, y], ...], color? }]; x/y Min/Max widen the axes; an empty chart says so
+export function lineChart(host, opts) {
+  drawn.set(host, [lineChart, opts]);
+  const { series, label, xLabel = "step", yLabel = "", height = 240, yMin, yMax, xMin, xMax, log = false } = opts;
+  const { svg, plot, W } = frame(host, { height, label, xLabel, yLabel });
   const pts = series.flatMap((s) => s.points).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y) && (!log || y > 0));
   if (!pts.length) {
     svg.append(svgEl("text", { x: W / 2, y: height / 2, class: "empty", "text-anchor": "middle" }, "No values yet"));
@@ -74,14 +95,18 @@ export function lineChart(host, { series, label, xLabel = "step", yLabel = "", h
   const tf = log ? Math.log10 : (v) => v;
   let [xl, xh] = [Math.min(...pts.map((p) => p[0])), Math.max(...pts.map((p) => p[0]))];
   let [yl, yh] = [Math.min(...pts.map((p) => tf(p[1]))), Math.max(...pts.map((p) => tf(p[1])))];
-  if (yMin !== undefined) yl = Math.min(yl, yMin);
-  if (yMax !== undefined) yh = Math.max(yh, yMax);
+  if (yMin !== undefined) yl = Math.min(yl, tf(yMin));
+  if (yMax !== undefined) yh = Math.max(yh, tf(yMax));
+  if (xMin !== undefined) xl = Math.min(xl, xMin);
+  if (xMax !== undefined) xh = Math.max(xh, xMax);
   if (xh === xl) xh = xl + 1;
   if (yh === yl) [yl, yh] = [yl - 0.5, yh + 0.5];
+  if (log && yh - yl > 1) [yl, yh] = [Math.floor(yl), Math.ceil(yh)]; // whole decades: the ends are labelled
   const sx = (v) => plot.x0 + ((v - xl) / (xh - xl)) * (plot.x1 - plot.x0);
   const sy = (v) => plot.y0 - ((tf(v) - yl) / (yh - yl)) * (plot.y0 - plot.y1);
-  const yt = log ? ticks(yl, yh, 4).map((e) => 10 ** e) : ticks(yl, yh, 4);
-  axes(svg, plot, ticks(xl, xh, 6).filter((v) => Number.isInteger(v) || xh - xl < 6), yt, sx, sy);
+  const yt = log ? logTicks(yl, yh) : ticks(yl, yh, 4);
+  const xt = ticks(xl, xh, Math.max(2, Math.floor((plot.x1 - plot.x0) / 90))).filter(Number.isInteger);
+  axes(svg, plot, xt.length ? xt : [xl, xh], yt, sx, sy);
   series.forEach((s, i) => {
     const color = s.color || COLORS[i % COLORS.length];
     const good = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y) && (!log || y > 0));
@@ -96,7 +121,9 @@ export function lineChart(host, { series, label, xLabel = "step", yLabel = "", h
 }
 
 // bars: [{ label, values: { key: n } }], keys: [{ key, name, color }] stacked bottom-up
-export function barChart(host, { bars, keys, label, xLabel = "", yLabel = "", height = 220, every = 1 }) {
+export function barChart(host, opts) {
+  drawn.set(host, [barChart, opts]);
+  const { bars, keys, label, xLabel = "", yLabel = "", height = 220, every = 1 } = opts;
   const { svg, plot } = frame(host, { height, label, xLabel, yLabel });
   const totals = bars.map((b) => keys.reduce((n, k) => n + (b.values[k.key] || 0), 0));
   const yh = Math.max(1, ...totals);

@@ -7,6 +7,7 @@ import { $, el, fmtDate } from "../lib/dom.js";
 
 const POLL_MS = 3000;
 const LIMIT = 10;
+const MAX_LINKS = 5; // study links per batch row (the rest: the worklist)
 const state = { offset: 0, total: 0, chosen: new Set(), studies: [] };
 
 function counts(c) {
@@ -22,15 +23,18 @@ async function loadBatches() {
     ...page.items.map((b) => {
       const pct = Math.round(b.progress * 100);
       return el("tr", { dataset: { batchId: b.id, finished: String(b.finished) } },
-        el("td", {}, fmtDate(b.created_at)),
+        el("td", { class: "nowrap" }, fmtDate(b.created_at)),
         el("td", { class: "mono" }, b.id.slice(0, 12)),
         el("td", { class: "num" }, b.n_analyses),
-        el("td", {}, el("progress", { max: 100, value: pct, "aria-label": `Batch ${b.id.slice(0, 8)} progress` }, `${pct} %`),
+        el("td", { class: "nowrap" }, el("progress", { max: 100, value: pct, "aria-label": `Batch ${b.id.slice(0, 8)} progress` }, `${pct} %`),
           el("span", { class: "num" }, b.finished ? "finished" : `${pct} %`)),
         el("td", {}, counts(b.counts)),
-        el("td", {}, b.counts.done
-          ? el("a", { href: `/api/v1/batches/${encodeURIComponent(b.id)}/findings.csv`, download: "",
-            "aria-label": `Findings of batch ${b.id.slice(0, 8)} as CSV` }, "CSV")
+        el("td", { class: "nowrap" }, b.counts.done
+          ? [el("a", { href: `/api/v1/batches/${encodeURIComponent(b.id)}/findings.csv`, download: "",
+            "aria-label": `Findings CSV of batch ${b.id.slice(0, 8)}` }, "Findings CSV"),
+          ...b.analysis_ids.slice(0, MAX_LINKS).flatMap((id, k) => [" · ", el("a", { href: `/ui/study/${encodeURIComponent(id)}`,
+            "aria-label": `Study ${k + 1} of batch ${b.id.slice(0, 8)}` }, `Study ${k + 1}`)]),
+          b.analysis_ids.length > MAX_LINKS ? el("span", { class: "muted" }, ` (+${b.analysis_ids.length - MAX_LINKS} on the worklist)`) : null]
           : el("span", { class: "muted" }, "–")),
       );
     }),

@@ -9,7 +9,17 @@ import { explain } from "../lib/uidata.js";
 const MAX = 10;
 const state = { runs: [], chosen: [], cmp: null };
 const num = (v) => (v === null || v === undefined ? "–" : Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(4));
-const short = (r) => `${r.name || r.id.slice(0, 8)}`;
+// a run by its name (a job's id for the service's runs: each attempt of a resumed job is a run of that
+// name) and the start of its own id, so that two attempts stay apart
+const short = (r) => {
+  const name = r.name || "run";
+  return `${name.length > 16 ? `${name.slice(0, 12)}…` : name} · ${r.id.slice(0, 6)}`;
+};
+const duration = (r) => {
+  if (!r.start_time || !r.end_time) return "–";
+  const s = (new Date(r.end_time) - new Date(r.start_time)) / 1000;
+  return s >= 120 ? `${(s / 60).toFixed(1)} min` : `${Math.round(s)} s`;
+};
 const pick = (m, ...keys) => keys.map((k) => m[k]).find((v) => v !== undefined);
 
 function renderRuns() {
@@ -19,10 +29,10 @@ function renderRuns() {
       el("td", {}, el("input", { type: "checkbox", id: `run-${i}`, checked: chosen, value: r.id,
         "aria-label": `Compare run ${short(r)}`, disabled: !chosen && state.chosen.length >= MAX,
         onchange: (e) => toggle(r.id, e.target.checked) })),
-      el("td", {}, el("label", { for: `run-${i}` }, short(r)), el("br"), el("span", { class: "muted mono" }, r.id.slice(0, 12))),
+      el("td", {}, el("label", { for: `run-${i}` }, r.name || "run"), el("br"), el("span", { class: "muted mono" }, `run ${r.id.slice(0, 12)}`)),
       el("td", {}, r.status),
-      el("td", {}, fmtDate(r.start_time)),
-      el("td", { class: "num" }, pick(r.metrics, "step", "trainer/global_step") ?? "–"),
+      el("td", { class: "nowrap" }, fmtDate(r.start_time)),
+      el("td", { class: "num" }, duration(r)),
       el("td", { class: "num" }, num(pick(r.metrics, "train/loss", "train/total", "train/loss_epoch"))),
       el("td", { class: "num" }, num(r.metrics["val/cpm"])),
     );
@@ -65,8 +75,9 @@ function drawCurve() {
 
 function renderComparison(c) {
   state.cmp = c;
+  $("#comparison").hidden = false; // first: the chart is drawn at its box's width
   const keys = [...new Set(c.runs.flatMap((r) => Object.keys(r.curves)))].sort();
-  const preferred = ["val/cpm", "train/loss", "train/total"].find((k) => keys.includes(k)) || keys[0];
+  const preferred = ["train/loss", "train/total", "val/cpm"].find((k) => keys.includes(k)) || keys[0];
   $("#metric").replaceChildren(...keys.map((k) => el("option", { value: k, selected: k === preferred }, k)));
   if (keys.length) drawCurve();
   else $("#cmp-chart").replaceChildren(el("p", { class: "muted" }, "These runs logged no metric curves."));
@@ -93,7 +104,6 @@ function renderComparison(c) {
   const missing = others.filter((r) => !(r.run.id in c.config_diffs)).map((r) => short(r.run));
   $("#diff-summary").textContent = (paths.length ? `${paths.length} setting${paths.length > 1 ? "s" : ""} differ.` : "The configurations are the same.")
     + (missing.length ? ` No configuration found for ${missing.join(", ")}.` : "");
-  $("#comparison").hidden = false;
   $("#comparison").dataset.runs = String(c.runs.length);
 }
 

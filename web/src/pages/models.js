@@ -87,7 +87,7 @@ function modelRow(m) {
     ? el("span", { class: "active-mark" }, "Active")
     : writer
       ? el("button", { type: "button", class: "btn btn-small", dataset: { activate: m.sha256 },
-        "aria-label": `Make ${m.model_id} ${m.model_version} (${m.sha256.slice(0, 8)}) the active model`,
+        "aria-label": `Make active: ${m.model_id} ${m.model_version} (${m.sha256.slice(0, 8)})`,
         onclick: (e) => activate(m, e.currentTarget) }, "Make active")
       : el("span", { class: "muted" }, "registered");
   return el("tr", { dataset: { sha256: m.sha256 }, "aria-current": m.active ? "true" : null },

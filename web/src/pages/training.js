@@ -30,15 +30,15 @@ function renderJobs() {
       const pct = p && p.total_steps ? Math.round((100 * p.step) / p.total_steps) : 0;
       const current = j.id === state.id;
       return el("tr", { dataset: { jobId: j.id, state: j.state }, "aria-selected": current ? "true" : null },
-        el("td", {}, fmtDate(j.started_at || j.created_at)),
+        el("td", { class: "nowrap" }, fmtDate(j.started_at || j.created_at)),
         el("td", { class: "mono" }, j.id.slice(0, 12)),
         el("td", {}, stateChip(j.state)),
-        el("td", {}, el("progress", { max: 100, value: pct, "aria-label": `Job ${j.id.slice(0, 8)} progress` }),
+        el("td", { class: "nowrap" }, el("progress", { max: 100, value: pct, "aria-label": `Job ${j.id.slice(0, 8)} progress` }),
           el("span", { class: "num" }, p ? `${p.step} / ${p.total_steps}` : "–")),
         el("td", { class: "num" }, num(mainLoss(p))),
         el("td", { class: "num" }, num(p?.best_cpm)),
         el("td", {}, el("button", { type: "button", class: "btn btn-small", "aria-pressed": current ? "true" : "false",
-          "aria-label": `Follow job ${j.id.slice(0, 8)}`, onclick: () => choose(j.id) }, current ? "Following" : "Follow")),
+          "aria-label": `${current ? "Following" : "Follow"} job ${j.id.slice(0, 8)}`, onclick: () => choose(j.id) }, current ? "Following" : "Follow")),
       );
     }),
   );
@@ -51,6 +51,7 @@ function onStep(snap) {
   }
   state.lastStep = snap.step;
   for (const [k, v] of Object.entries(snap.losses || {})) {
+    if (k === "loss" && "total" in snap.losses) continue; // the same number under two names
     const pts = (state.losses[k] ||= []);
     if (pts.length && pts[pts.length - 1][0] === snap.step) pts[pts.length - 1] = [snap.step, v];
     else pts.push([snap.step, v]);
@@ -76,13 +77,15 @@ function drawCharts() {
   const keys = Object.keys(state.losses).sort((a, b) => (a === "total" ? -1 : b === "total" ? 1 : a.localeCompare(b)));
   const series = keys.map((k, i) => ({ name: k, points: state.losses[k], color: COLORS[i % COLORS.length] }));
   const n = series.reduce((m, s) => Math.max(m, s.points.length), 0);
-  lineChart($("#loss-chart"), { series, label: `Training losses by step (${n} steps so far)`, yLabel: "loss" });
+  const xMax = state.job?.progress?.total_steps || undefined; // both charts over the whole run: aligned
+  lineChart($("#loss-chart"), { series, label: `Training losses by step, log scale (${n} steps so far)`, yLabel: "loss (log scale)", log: true, xMin: 0, xMax });
   $("#loss-legend").replaceChildren(legend(series));
   const cpm = [{ name: "validation CPM", points: state.cpm, color: COLORS[2] }];
-  lineChart($("#cpm-chart"), { series: cpm, label: `Validation CPM by step (${state.cpm.length} evaluations)`, yLabel: "CPM", yMin: 0, yMax: 1 });
+  lineChart($("#cpm-chart"), { series: cpm, label: `Validation CPM by step (${state.cpm.length} evaluations)`, yLabel: "CPM", yMin: 0, yMax: 1, xMin: 0, xMax });
   $("#cpm-legend").replaceChildren(legend(cpm));
   $("#job").dataset.points = String(n);
   $("#job").dataset.cpmPoints = String(state.cpm.length);
+  $("#job").dataset.lastStep = String(state.lastStep);
 }
 
 function stat(term, value, unit) {
@@ -94,7 +97,7 @@ function renderJob() {
   if (!j) return;
   const p = j.progress || {};
   $("#job-title").textContent = `Job ${j.id.slice(0, 12)}`;
-  $("#job-state").replaceChildren("State: ", stateChip(j.state), j.message ? el("span", { class: "muted" }, ` — ${j.message}`) : null);
+  $("#job-state").replaceChildren(el("span", {}, "State: ", stateChip(j.state), j.message ? el("span", { class: "muted" }, ` — ${j.message}`) : null));
   $("#job").dataset.state = j.state;
   $("#job-stats").replaceChildren(
     stat("Step", p.step !== undefined ? `${p.step} / ${p.total_steps}` : "–"),
@@ -105,6 +108,10 @@ function renderJob() {
     stat("Waiting for data", p.data_wait_fraction !== undefined ? Math.round(p.data_wait_fraction * 100) : "–", "%"),
     stat("Time left", p.eta_s ? Math.round(p.eta_s) : "–", p.eta_s ? "s" : ""),
   );
+  if (p.total_steps && $("#job").dataset.xMax !== String(p.total_steps)) {
+    $("#job").dataset.xMax = String(p.total_steps);
+    schedule();
+  }
   if (writer) {
     $("#pause").disabled = !CAN_PAUSE.has(j.state);
     $("#resume").disabled = !CAN_RESUME.has(j.state);
