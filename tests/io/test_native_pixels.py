@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,7 @@ from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRL
 from lungcad.io import load_ct
 from lungcad.io.dicom_read import classic_slices
 from lungcad.io.dicom_write import write_ct_series
-from lungcad.io.native_pixels import gather_planes, native_view, rescale_into
+from lungcad.io.native_pixels import gather_planes, native_view, rescale_into, untouched_volume
 from lungcad.types import CTVolume
 
 
@@ -152,3 +154,16 @@ def test_duplicate_and_reversed_files_give_the_sorted_volume(tmp_path: Path) -> 
     assert vol.metadata.slice_report.duplicates_dropped == 1
     # of two slices at one position the first read is kept (here the copy, whose name sorts first)
     assert vol.metadata.sop_uids == (written.sop_uids[0], ds.SOPInstanceUID, *written.sop_uids[2:])
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="fork and MAP_PRIVATE: Linux")
+def test_untouched_volume_is_writable_private_memory() -> None:
+    volume = untouched_volume((2, 3, 4))
+    assert volume.dtype == np.float32 and volume.flags.writeable and volume.flags.c_contiguous
+    volume[...] = 1.0
+    pid = os.fork()
+    if pid == 0:  # a child's writes must not reach the parent (MAP_PRIVATE, not shared memory)
+        volume[...] = 7.0
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert np.all(volume == 1.0)
