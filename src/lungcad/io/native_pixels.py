@@ -119,8 +119,10 @@ def untouched_volume(shape: tuple[int, ...]) -> np.ndarray:
     busy 2-core machine: filling a 600 x 512 x 512 float32 volume took 0.36-1.4 s CPU that way against a
     steady 0.29-0.33 s with ordinary 4 KiB pages; ``load_ct`` of the 600-slice thin series took 4.6-5.3 s
     wall with ``np.empty`` against 2.0-2.4 s with this, and of LIDC-IDRI-0001 0.32-1.05 s against
-    0.41-0.54 s (3-4 interleaved runs each).  With free huge pages at hand they are faster (0.01 against
-    0.06 s CPU for 133 slices), but the stall is what a loaded server meets.
+    0.41-0.54 s (3-4 interleaved runs each).  With free huge pages at hand they are faster: 0.01 against
+    0.06 s CPU for 133 slices at best, and a process that loads series after series gets back the huge
+    pages it freed (filling the thin series 0.12 against 0.40 s CPU from the second load on).  The fresh
+    process (``lungcad detect``, the benchmark) and the stall are what this chooses for.
     Memory is the process's own (``MAP_PRIVATE``): a forked child that writes gets its own copy.
     """
     nbytes = 4 * math.prod(shape)
