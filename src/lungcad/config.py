@@ -142,6 +142,12 @@ class InferConfig(_Section):
     patch_size: tuple[int, int, int] = Field((96, 96, 96), description=window_rule("infer.patch_size"))
     overlap: float = Field(0.25, ge=0, lt=1)
     blend: Literal["gaussian", "constant"] = "gaussian"
+    tiling: Literal["grid", "even"] = Field(
+        "grid",
+        description="grid: windows of patch_size every patch_size x (1 - overlap), the last moved back "
+        "(MONAI's rule); even: per axis the fewest windows of at most patch_size keeping that overlap, "
+        "sized to the scan and evenly spaced (fewer voxels computed twice; lungcad.infer.tiling)",
+    )
     peak_threshold: float = Field(
         0.05,
         ge=0,

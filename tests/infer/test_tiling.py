@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lungcad.infer.tiling import gaussian_weights, redundancy, sliding_window, window_starts
+from lungcad.infer.tiling import even_axis, gaussian_weights, redundancy, sliding_window, window_starts
 
 
 def test_window_starts_hand_computed() -> None:
@@ -80,3 +80,41 @@ def test_bad_arguments() -> None:
         sliding_window(torch.zeros(1, 1, 4, 4, 4), (4, 4, 4), net, 0.25, blend="box")
     with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
         sliding_window(torch.zeros(1, 1, 4, 4, 4), (4, 4, 4), net, 0.25, batch_size=0)
+
+
+def test_even_axis_hand_computed() -> None:
+    # 283 voxels, windows of at most 128 sharing >= 24, starts on even voxels (see the docstring)
+    assert even_axis(283, 128, 0.1875, 16, 2) == (112, [0, 86, 172])
+    assert even_axis(212, 128, 0.1875, 16, 2) == (128, [0, 84])
+    assert even_axis(60, 96, 0.25, 16) == (64, [0])  # one window, padded to the stride
+    assert even_axis(97, 128, 0.1875, 16) == (112, [0])  # one window, padded 97 -> 112
+    for size in range(129, 700, 7):
+        win, starts = even_axis(size, 128, 0.1875, 16, 2)
+        assert win % 16 == 0 and win <= 128 and starts[0] == 0 and size <= starts[-1] + win <= size + 1
+        assert all(s % 2 == 0 for s in starts)
+        assert all(b - a <= win - 24 for a, b in zip(starts, starts[1:], strict=False))  # >= 24 shared
+
+
+def test_even_tiling_costs_less_than_the_grid() -> None:
+    # LIDC-IDRI-0001's lung crop at 1 mm
+    assert redundancy((283, 212, 274), (96, 96, 96), 0.25) == pytest.approx(2.583, abs=1e-3)
+    even = redundancy((283, 212, 274), (128, 128, 128), 0.1875, "even", align=2)
+    assert even == pytest.approx(1.758, abs=1e-3)
+
+
+class Identity(nn.Module):
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return x, F.avg_pool3d(x, 2)
+
+
+@pytest.mark.parametrize("shape", [(40, 52, 36), (23, 70, 30)])
+def test_even_tiling_reproduces_an_identity_predictor(shape: tuple) -> None:
+    image = torch.rand(1, 1, *shape, generator=torch.Generator().manual_seed(2))
+    seg, head = sliding_window(image, (32, 32, 32), Identity(), 0.25, tiling="even", multiple=16, align=2)
+    torch.testing.assert_close(seg, image, rtol=0, atol=1e-6)
+    # the head windows start on even voxels, so the stitched head is the 2x2x2 mean of the image (padded
+    # with zeros to even sides), with no half-voxel shift
+    even = F.pad(image, [0, shape[2] % 2, 0, shape[1] % 2, 0, shape[0] % 2])
+    torch.testing.assert_close(head, F.avg_pool3d(even, 2), rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="tiling must be 'grid' or 'even', got 'tiles'"):
+        sliding_window(image, (32, 32, 32), Identity(), 0.25, tiling="tiles")

@@ -183,7 +183,16 @@ class Detector:
             )
         t0 = time.perf_counter()
         i = self.cfg.infer
-        pred = predict_volume(self.predictor, pre.image, i.patch_size, i.overlap, i.blend, bf16=self.bf16)
+        pred = predict_volume(
+            self.predictor,
+            pre.image,
+            i.patch_size,
+            i.overlap,
+            i.blend,
+            bf16=self.bf16,
+            tiling=i.tiling,
+            multiple=self.cfg.model.total_stride,
+        )
         timings["network"] = time.perf_counter() - t0
         log_stage("network", timings["network"], "lungcad.infer", shape_zyx=list(pre.image.shape))
         stage_done("network")

@@ -163,6 +163,8 @@ def find_masses(
     blend: str,
     threshold: float,
     bf16: bool,
+    tiling: str = "grid",
+    multiple: int = 16,
 ) -> list[MassCandidate]:
     """Masses of a preprocessed scan (module docstring), highest score first.
 
@@ -173,9 +175,12 @@ def find_masses(
         lung_mask: bool (D, H, W) lung mask on the same grid.
         scale: shrink factor (> 1).
         threshold: minimum heatmap peak.
+        tiling, multiple: the windows' rule and the network's total stride (``predict_volume``).
     """
     small, f = shrink(image, scale)
-    pred = predict_volume(predictor, small, patch_size, overlap, blend, bf16=bf16)
+    pred = predict_volume(
+        predictor, small, patch_size, overlap, blend, bf16=bf16, tiling=tiling, multiple=multiple
+    )
     peaks = find_peaks(pred.heatmap, threshold=threshold, top_k=4 * MAX_MASSES)
     if len(peaks.scores) == 0:
         return []
@@ -235,6 +240,8 @@ def mass_findings(predictor, volume, pre, infer, bundle, bf16: bool) -> list[Fin
         blend=infer.blend,
         threshold=infer.peak_threshold,
         bf16=bf16,
+        tiling=infer.tiling,
+        multiple=bundle.config.model.total_stride,
     )
     out = []
     for c in found:

@@ -73,6 +73,8 @@ def predict_volume(
     blend: str = "gaussian",
     batch_size: int = 2,
     bf16: bool = False,
+    tiling: str = "grid",
+    multiple: int = 16,
 ) -> VolumePrediction:
     """Run ``model`` over a [0, 1] ``image`` (D, H, W) and return stitched probabilities.
 
@@ -82,6 +84,8 @@ def predict_volume(
         patch_size: window; smaller volumes are padded with 0 and cropped back.
         overlap: fraction of window overlap in [0, 1).
         blend: "gaussian" or "constant".
+        tiling: "grid" (MONAI's rule) or "even" (windows of at most ``patch_size`` sized to the scan,
+            ``lungcad.infer.tiling.even_axis``; sides multiples of ``multiple``, the network's total stride).
         bf16: autocast to reduced precision on the model's device (``autocast_dtype``; on CPU, AVX-512
             bf16 hardware makes it ~2x faster).
 
@@ -112,6 +116,9 @@ def predict_volume(
                 batch_size=batch_size,
                 blend=blend,
                 device=device,  # each batch of windows runs on the model's device, stitched on the CPU
+                tiling=tiling,
+                multiple=multiple,
+                align=stride,  # even tiling: windows start on whole head voxels
             )
     finally:
         if is_module:

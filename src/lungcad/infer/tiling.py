@@ -23,7 +23,6 @@ grid (the heads at stride s) uses the window's weights sampled at the centres of
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -41,6 +40,32 @@ def window_starts(size: int, win: int, overlap: float) -> list[int]:
     step = max(1, int(win * (1 - overlap)))
     n = next(k for k in range(size) if k * step + win >= size) + 1
     return [min(k * step, size - win) for k in range(n)]
+
+
+def even_axis(
+    size: int, win_max: int, overlap: float, multiple: int, align: int = 1
+) -> tuple[int, list[int]]:
+    """The "even" tiling of one axis: the fewest windows of at most ``win_max`` voxels that keep at least
+    ``int(win_max * overlap)`` voxels between neighbours, each as small as that allows (a multiple of the
+    network stride ``multiple``), evenly spaced on multiples of ``align`` (the coarsest output stride, so
+    every output grid's windows fall on whole voxels).  The axis is padded up to a multiple of ``align``
+    (and to one window when it is shorter).  Returns (window side, starts).
+
+    Why: the grid rule moves its last window back to the end, so that window mostly recomputes its
+    neighbour (size 283, window 96 at 0.25: starts 0, 72, 144, 187 and 4 x 96 = 384 voxels computed for
+    283); its moved-back start can also be odd, which puts a stride-2 output half a voxel off.  Worked
+    example, size 283, win_max 128, overlap 0.1875 (24 voxels), align 2: padded to 284, n = ceil((284 - 24)
+    / (128 - 24)) = 3 windows of ceil16((284 + 2 x 24) / 3) = 112 at starts 0, 86, 172: 336 voxels for
+    283 (1.19 per axis against 1.36 for the grid at 128).
+    """
+    padded = -(-size // align) * align
+    if padded <= win_max:
+        return min(win_max, -(-padded // multiple) * multiple), [0]
+    shared = -(-int(win_max * overlap) // align) * align
+    n = -(-(padded - shared) // (win_max - shared))
+    win = -(-(padded + (n - 1) * shared) // (n * multiple)) * multiple
+    units = (padded - win) // align
+    return win, [align * round(k * units / (n - 1)) for k in range(n)]
 
 
 def gaussian_weights(window: Sequence[int], sigma_scale: float = 0.125) -> torch.Tensor:
@@ -69,6 +94,9 @@ def sliding_window(
     batch_size: int = 1,
     blend: str = "gaussian",
     device: torch.device | None = None,
+    tiling: str = "grid",
+    multiple: int = 16,
+    align: int = 1,
 ) -> list[torch.Tensor]:
     """Run ``predictor`` over (1, C, D, H, W) ``image`` window by window and stitch each of its outputs.
 
@@ -81,6 +109,9 @@ def sliding_window(
         batch_size: windows per predictor call.
         blend: "gaussian" (weights above) or "constant" (plain mean).
         device: where windows run (their outputs come back to the CPU); default the image's device.
+        tiling: "grid" (windows of ``window`` every ``int(window x (1 - overlap))``, the last moved back:
+            MONAI's rule) or "even" (``even_axis``: ``window`` is the largest window, sides multiples of
+            ``multiple``, starts multiples of ``align``, the coarsest output's stride).
 
     Returns:
         One (1, C_k, D / s_k, H / s_k, W / s_k) float32 CPU tensor per predictor output.
@@ -91,14 +122,26 @@ def sliding_window(
         raise ValueError(f"blend must be 'gaussian' or 'constant', got {blend!r}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if tiling not in ("grid", "even"):
+        raise ValueError(f"tiling must be 'grid' or 'even', got {tiling!r}")
     sizes = tuple(int(s) for s in image.shape[2:])
-    short = [max(w - s, 0) for s, w in zip(sizes, window, strict=True)]  # voxels missing to one window
-    pad = [(d // 2, d - d // 2) for d in short]
+    planned = None
+    if tiling == "even":
+        planned = [even_axis(s, w, overlap, multiple, align) for s, w in zip(sizes, window, strict=True)]
+        window = tuple(w for w, _ in planned)  # type: ignore[assignment]
+        # padded at the end only (to the last window's end), so window starts stay on the aligned grid
+        pad = [(0, st[-1] + w - s) for s, (w, st) in zip(sizes, planned, strict=True)]
+    else:
+        short = [max(w - s, 0) for s, w in zip(sizes, window, strict=True)]  # voxels missing to one window
+        pad = [(d // 2, d - d // 2) for d in short]
     if any(p for pair in pad for p in pair):
         flat = [p for pair in reversed(pad) for p in pair]  # F.pad wants the last axis first
         image = F.pad(image, flat, mode="constant", value=0.0)
     padded = tuple(int(s) for s in image.shape[2:])
-    axes = [window_starts(s, w, overlap) for s, w in zip(padded, window, strict=True)]
+    if planned is None:
+        axes = [window_starts(s, w, overlap) for s, w in zip(padded, window, strict=True)]
+    else:
+        axes = [starts for _, starts in planned]
     starts = [(a, b, c) for a in axes[0] for b in axes[1] for c in axes[2]]
     weights = gaussian_weights(window) if blend == "gaussian" else torch.ones(window)
     device = device or image.device
@@ -160,12 +203,24 @@ def _window_slice(start: Shape3, scale: Sequence[float], shape: Sequence[int]) -
     return tuple(slice(int(b * s), int(b * s) + n) for b, s, n in zip(start, scale, shape, strict=True))
 
 
-def redundancy(shape: Sequence[int], window: Sequence[int], overlap: float) -> float:
-    """Voxels the windows compute / voxels of the (padded) volume: 1.0 means no voxel is computed twice.
+def redundancy(
+    shape: Sequence[int],
+    window: Sequence[int],
+    overlap: float,
+    tiling: str = "grid",
+    multiple: int = 16,
+    align: int = 1,
+) -> float:
+    """Voxels the windows compute / voxels of the volume: 1.0 means no voxel is computed twice.
 
-    Worked example: a 200^3 volume, 96^3 windows at overlap 0.25: 3 windows per axis, 27 x 96^3 / 200^3 =
-    2.99.
+    Worked example: a 200^3 volume, 96^3 windows at overlap 0.25 on the grid: 3 windows per axis,
+    27 x 96^3 / 200^3 = 2.99.
     """
-    padded = [max(s, w) for s, w in zip(shape, window, strict=True)]
-    n = math.prod(len(window_starts(p, w, overlap)) for p, w in zip(padded, window, strict=True))
-    return n * math.prod(window) / math.prod(padded)
+    total = 1.0
+    for size, win in zip(shape, window, strict=True):
+        if tiling == "even":
+            side, starts = even_axis(size, win, overlap, multiple, align)
+        else:
+            side, starts = win, window_starts(max(size, win), win, overlap)
+        total *= len(starts) * side / size
+    return total
