@@ -15,7 +15,9 @@ Chromium driven by Playwright, logged in with a session cookie:
   viewer cannot be faster than.
 
 Page weight: bytes transferred (encoded, headers included) per resource type (Document, Script,
-Stylesheet, Fetch, ...) from the DevTools protocol's Network events, for both pages.
+Stylesheet, Fetch, ...) from the DevTools protocol's Network events, for both pages; and when the last
+byte of the volumes arrived (``volumes_received_ms``, same clock as the TTI's start), which splits the
+study page's time into download and decoding + drawing.
 
 Ratios (ours / reference, same run): ``study_tti_over_worklist_tti`` and
 ``study_tti_over_volume_download``; numbers in ``benchmarks/results/ui.json``.  Chromium renders WebGL in
@@ -102,21 +104,37 @@ class Weigher:
 
     def __init__(self, page: Any) -> None:
         self.types: dict[str, str] = {}
+        self.urls: dict[str, str] = {}
         self.bytes: dict[str, int] = defaultdict(int)
         self.requests: dict[str, int] = defaultdict(int)
+        self.start: float | None = None  # the page's own request (DevTools monotonic seconds)
+        self.volumes_done: float | None = None  # the last .nii.gz response fully received
         cdp = page.context.new_cdp_session(page)
+        cdp.on("Network.requestWillBeSent", self._sent)
         cdp.on("Network.responseReceived", lambda e: self.types.__setitem__(e["requestId"], e["type"]))
         cdp.on("Network.loadingFinished", self._finished)
         cdp.send("Network.enable")
         self.cdp = cdp
 
+    def _sent(self, e: dict[str, Any]) -> None:
+        self.urls[e["requestId"]] = e["request"]["url"]
+        if self.start is None and e.get("type") == "Document":
+            self.start = float(e["timestamp"])
+
     def _finished(self, e: dict[str, Any]) -> None:
         kind = self.types.get(e["requestId"], "Other")
         self.bytes[kind] += int(e.get("encodedDataLength", 0))
         self.requests[kind] += 1
+        if self.urls.get(e["requestId"], "").endswith(".nii.gz"):
+            at = float(e["timestamp"])
+            self.volumes_done = at if self.volumes_done is None else max(self.volumes_done, at)
 
     def result(self) -> dict[str, Any]:
+        fetched = None
+        if self.start is not None and self.volumes_done is not None:
+            fetched = (self.volumes_done - self.start) * 1000
         return {
+            "volumes_received_ms": fetched,  # from the page's request to the last volume byte (None: none)
             "total_bytes": sum(self.bytes.values()),
             "requests": sum(self.requests.values()),
             "bytes_by_type": dict(sorted(self.bytes.items())),
@@ -231,8 +249,11 @@ def main() -> None:
         "study_tti_over_worklist_tti": study / worklist,
         "study_tti_over_volume_download": study / dl["ms_median"],
     }
+    received = [r["volumes_received_ms"] for r in m["study"]["runs"] if r["volumes_received_ms"] is not None]
+    m["study"]["volumes_received_ms_median"] = statistics.median(received) if received else None
     print(
-        f"study page: TTI {study:.0f} ms (median of {m['repeats']}), "
+        f"study page: TTI {study:.0f} ms (median of {m['repeats']}; volumes received at "
+        f"{m['study']['volumes_received_ms_median'] or float('nan'):.0f} ms), "
         f"{m['study']['runs'][0]['total_bytes'] / 1e6:.2f} MB; worklist {worklist:.0f} ms; "
         f"volume download {dl['ms_median']:.0f} ms; ratios {ratios}"
     )
