@@ -103,3 +103,43 @@ def test_one_observation_is_every_percentile() -> None:
     assert one == {"count": 1, "mean_s": 4.75, "p50_s": 4.75, "p90_s": 4.75, "p99_s": 4.75}
     two = _summary({1.0: 1.0, 2.0: 2.0, INF: 2.0}, 2.5)
     assert two["count"] == 2 and two["mean_s"] == 1.25 and two["p50_s"] == 1.0
+
+
+def test_operations_counts_throughput_failures_and_latency(
+    client: TestClient, ctx, make_key: Callable[[str], str]
+) -> None:
+    from datetime import timedelta
+
+    from lungcad.service.db.models import Analysis, AnalysisStatus, Batch
+    from lungcad.service.db.session import transaction, utcnow
+    from tests.service.helpers_analyses import add_done, add_study
+
+    now = utcnow()
+    study = add_study(ctx)
+    with transaction(ctx.sessions) as s:
+        s.add(Batch(id="b-old", created_at=now - timedelta(hours=3)))
+        s.add(Batch(id="b-new", created_at=now - timedelta(hours=1)))
+    done = add_done(ctx, study, finished_at=now - timedelta(minutes=1), batch_id="b-new")
+    failed = add_done(ctx, study, finished_at=now - timedelta(hours=2), status=AnalysisStatus.FAILED)
+    add_done(ctx, study, finished_at=now - timedelta(hours=30))  # outside the day: not counted
+    with transaction(ctx.sessions) as s:
+        s.get(Analysis, failed).error = "preprocess: the lung mask is empty\nTraceback (most recent call)"
+        s.get(Analysis, failed).stage = "preprocess"
+    _login(client, make_key("admin"))
+    d = client.get("/ui/data/operations").json()
+    hours = d["throughput"]["per_hour"]
+    assert hours[-1]["done"] == 1 or hours[-2]["done"] == 1  # this hour (or the last, at :00)
+    assert sum(h["done"] for h in hours) == 1 and sum(h["failed"] for h in hours) == 1
+    assert d["throughput"]["done_last_day"] == 1 and d["analyses"]["done"] == 2
+    assert d["failures"]["total"] == 1 and d["failures"]["last_day"] == 1
+    recent = d["failures"]["recent"]
+    assert [f["analysis_id"] for f in recent] == [failed]
+    assert recent[0]["error"] == "preprocess: the lung mask is empty" and recent[0]["stage"] == "preprocess"
+    # every done analysis took 30 s (started 30 s before it finished): both observed, percentiles in (20, 30]
+    lat = d["latency"]["analysis"]
+    assert lat["count"] == 2 and lat["mean_s"] == 30.0 and 20.0 < lat["p50_s"] <= 30.0
+    assert {"count", "p50_s", "p90_s", "p99_s", "mean_s"} <= set(d["latency"]["api"])
+    page = client.get("/ui/data/batches").json()
+    assert [b["id"] for b in page["items"]] == ["b-new", "b-old"] and page["total"] == 2
+    assert page["items"][0]["counts"]["done"] == 1 and page["items"][0]["analysis_ids"] == [done]
+    assert page["items"][1]["n_analyses"] == 0 and page["items"][1]["finished"] is True
