@@ -37,6 +37,7 @@ from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
 
 from lungcad.log import get_logger
+from lungcad.service.db.claims import claim_due
 from lungcad.service.db.models import Analysis, AnalysisStatus, ResultDelivery, ResultDeliveryStatus
 from lungcad.service.db.session import transaction, utcnow
 from lungcad.service.delivery_attempt import Attempt
@@ -193,19 +194,7 @@ def send_object(dest: DeliveryDestination, path: Path) -> Attempt:
 
 
 def _claim(ctx: ServiceContext, delivery_id: str, now: datetime, hold_s: float) -> str | None:
-    token = uuid.uuid4().hex
-    stmt = (
-        update(ResultDelivery)
-        .where(
-            ResultDelivery.id == delivery_id,
-            ResultDelivery.status == P.PENDING,
-            ResultDelivery.next_attempt_at <= now,
-        )
-        .values(claim=token, next_attempt_at=now + timedelta(seconds=hold_s))
-        .execution_options(synchronize_session=False)
-    )
-    with transaction(ctx.sessions) as s:
-        return token if s.execute(stmt).rowcount == 1 else None
+    return claim_due(ctx.sessions, ResultDelivery, delivery_id, P.PENDING, now, hold_s)
 
 
 def _record(

@@ -36,6 +36,7 @@ import httpx
 from sqlalchemy import and_, select, update
 
 from lungcad.log import get_logger
+from lungcad.service.db.claims import claim_due
 from lungcad.service.db.models import (
     Analysis,
     AnalysisStatus,
@@ -191,21 +192,9 @@ def body_of(delivery: WebhookDelivery) -> bytes:
 
 
 def _claim(ctx: ServiceContext, delivery_id: str, now: datetime) -> str | None:
-    """Take one due delivery for one attempt (a conditional UPDATE); the token, or None when another sender
-    took it first or it is no longer due."""
-    token = uuid.uuid4().hex
-    stmt = (
-        update(WebhookDelivery)
-        .where(
-            WebhookDelivery.id == delivery_id,
-            WebhookDelivery.status == DeliveryStatus.PENDING,
-            WebhookDelivery.next_attempt_at <= now,
-        )
-        .values(claim=token, next_attempt_at=now + timedelta(seconds=CLAIM_LEASE_S))
-        .execution_options(synchronize_session=False)
-    )
-    with transaction(ctx.sessions) as s:
-        return token if s.execute(stmt).rowcount == 1 else None
+    """Take one due delivery for one attempt (``claim_due``); the token, or None when another sender took it
+    first or it is no longer due."""
+    return claim_due(ctx.sessions, WebhookDelivery, delivery_id, DeliveryStatus.PENDING, now, CLAIM_LEASE_S)
 
 
 def _send(
