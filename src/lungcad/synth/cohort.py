@@ -33,7 +33,7 @@ import json
 import multiprocessing
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from pathlib import Path
@@ -220,23 +220,29 @@ def generate_cohort(
 
 @contextmanager
 def _generate(
-    cfg: SynthConfig, out: Path, fmt: Format, indices: list[int]
+    cfg: SynthConfig,
+    out: Path,
+    fmt: Format,
+    indices: list[int],
+    worker: Callable[..., dict[str, Any]] | None = None,
 ) -> Iterator[Iterator[dict[str, Any]]]:
-    """Manifest entries of the scans ``indices`` as they finish (in order with one worker).
+    """Results of ``worker(cfg_json, index, out, fmt)`` (default: a scan's manifest entry) for the scans
+    ``indices`` as they finish (in order with one worker); the follow-up cohorts pass their pair worker.
 
     A context manager, entered *before* the progress bar: the worker processes are forked (POSIX) when the
     scans are submitted, here, before the bar starts its refresh thread, so no lock of a live thread is
     copied into them; elsewhere they are spawned (the caller then needs the usual
     ``if __name__ == "__main__"`` guard).
     """
+    work = worker or _worker
     cfg_json = cfg.model_dump_json()
     if cfg.workers == 1 or len(indices) <= 1:
-        yield (_worker(cfg_json, i, str(out), fmt) for i in indices)
+        yield (work(cfg_json, i, str(out), fmt) for i in indices)
         return
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     ctx = multiprocessing.get_context(method)
     with ProcessPoolExecutor(max_workers=min(cfg.workers, len(indices)), mp_context=ctx) as pool:
-        futures = [pool.submit(_worker, cfg_json, i, str(out), fmt) for i in indices]
+        futures = [pool.submit(work, cfg_json, i, str(out), fmt) for i in indices]
         try:
             yield (fut.result() for fut in as_completed(futures))
         except BaseException:  # a failed scan or Ctrl-C: start nothing more, keep what is finished

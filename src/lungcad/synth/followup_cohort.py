@@ -9,11 +9,7 @@ never read as a cohort.  An interrupted run is not resumed: rerun it with ``--ov
 
 from __future__ import annotations
 
-import multiprocessing
 import time
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +22,7 @@ from lungcad.synth.cohort import (
     MANIFEST,
     PARTIAL,
     Format,
+    _generate,
     _progress,
     _write_cohort_files,
     sha256_file,
@@ -127,26 +124,6 @@ def _worker(cfg_json: str, index: int, out_dir: str, fmt: Format) -> dict[str, A
     }
 
 
-@contextmanager
-def _generate(cfg: SynthConfig, out: Path, fmt: Format) -> Iterator[Iterator[dict[str, Any]]]:
-    """Worker results as they finish (forked before the progress bar starts, as ``cohort._generate``)."""
-    cfg_json = cfg.model_dump_json()
-    indices = list(range(cfg.n_scans))
-    if cfg.workers == 1 or len(indices) <= 1:
-        yield (_worker(cfg_json, i, str(out), fmt) for i in indices)
-        return
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    ctx = multiprocessing.get_context(method)
-    with ProcessPoolExecutor(max_workers=min(cfg.workers, len(indices)), mp_context=ctx) as pool:
-        futures = [pool.submit(_worker, cfg_json, i, str(out), fmt) for i in indices]
-        try:
-            yield (fut.result() for fut in as_completed(futures))
-        except BaseException:
-            for fut in futures:
-                fut.cancel()
-            raise
-
-
 def generate_followup_cohort(
     cfg: SynthConfig,
     out_dir: str | Path,
@@ -199,7 +176,7 @@ def generate_followup_cohort(
     log.info("synth.followup.start", patients=cfg.n_scans, format=fmt, workers=cfg.workers)
     start = time.perf_counter()
     results: list[dict[str, Any]] = []
-    with _generate(cfg, out, fmt) as stream, _progress(progress) as bar:
+    with _generate(cfg, out, fmt, list(range(cfg.n_scans)), _worker) as stream, _progress(progress) as bar:
         task = bar.add_task("synthesising follow-up pairs", total=cfg.n_scans)
         for result in stream:
             log_stage(
