@@ -211,7 +211,9 @@ def test_models_page_admin_switches_the_active_model(admin_page) -> None:  # noq
     with _api(services) as c:
         assert c.get("/api/v1/models/active").json()["sha256"] == sha
     assert page.locator("#activations tbody tr").first.inner_text().split("\t")[1].strip() == "activate"
-    page.locator(f'#models tr[data-sha256="{default["sha256"]}"] button').click()  # and back
+    # and back, by keyboard: the button takes the focus and Enter presses it
+    page.locator(f'#models tr[data-sha256="{default["sha256"]}"] button').focus()
+    page.keyboard.press("Enter")
     page.locator(f'#active-facts[data-sha256="{default["sha256"]}"]').wait_for()
     with _api(services) as c:
         assert c.get("/api/v1/models/active").json()["sha256"] == default["sha256"]
