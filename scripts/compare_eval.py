@@ -235,6 +235,7 @@ def evaluate(
     records_path: Path | None,
     limit: int | None = None,
     summarise_only: bool = False,
+    skip: int = 0,
 ) -> dict:
     """Evaluate every patient (resuming from ``records_path``: one JSON line per patient done)."""
     manifest = load_followup_manifest(cohort)
@@ -245,7 +246,7 @@ def evaluate(
     detector = Detector.load(model) if inputs == "detect" and not summarise_only else None
     threshold = detector.cfg.infer.report_threshold if detector else 0.5
     settings = CompareSettings(min_probability=threshold)
-    patients = manifest.patients[:limit] if limit else manifest.patients
+    patients = manifest.patients[skip:][:limit] if limit else manifest.patients[skip:]
     for patient in [] if summarise_only else patients:
         if patient.patient_id in done:
             continue
@@ -272,10 +273,11 @@ def main(argv: list[str] | None = None) -> int:
         "--records", type=Path, default=None, help="per-patient outcomes (JSON lines; resumes)"
     )
     parser.add_argument("--limit", type=int, default=None, help="only the first N patients")
+    parser.add_argument("--skip", type=int, default=0, help="start at patient N (to split a run in two)")
     parser.add_argument("--summarise", action="store_true", help="only add up --records, run nothing")
     args = parser.parse_args(argv)
     report = evaluate(
-        args.cohort, args.inputs, args.cache, args.model, args.records, args.limit, args.summarise
+        args.cohort, args.inputs, args.cache, args.model, args.records, args.limit, args.summarise, args.skip
     )
     text = json.dumps(report, indent=2)
     print(text)
