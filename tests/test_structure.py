@@ -45,6 +45,7 @@ BASE = (
     "log",
     "seeding",
     "fileio",
+    "schema_publish",
 )
 STAGES = (
     "io",

@@ -14,56 +14,39 @@ incompatible one, with a note in ``docs/schema/MIGRATION.md``)::
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from lungcad.contracts import SCHEMA_VERSION, scan_result_adapter
-from lungcad.fileio import atomic_write_text
+from lungcad.schema_publish import PublishedSchema
 
-JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+RESULT_SCHEMA = PublishedSchema(
+    name="scan_result",
+    title="lungcad ScanResult",
+    version=SCHEMA_VERSION,
+    adapter=scan_result_adapter,
+    module="lungcad.infer.schema",
+    what="result",
+)
 
 
 def scan_result_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of one ``result.json`` document (``ScanResult.to_dict()``)."""
-    schema = scan_result_adapter().json_schema(mode="serialization")
-    return {
-        "$schema": JSON_SCHEMA_DIALECT,
-        "$id": f"urn:lungcad:schema:scan_result:{SCHEMA_VERSION}",
-        **schema,
-        "title": f"lungcad ScanResult {SCHEMA_VERSION}",
-    }
+    return RESULT_SCHEMA.schema()
 
 
 def schema_text() -> str:
     """The published file's exact text: sorted keys, two-space indent, final newline."""
-    return json.dumps(scan_result_schema(), indent=2, sort_keys=True) + "\n"
+    return RESULT_SCHEMA.text()
 
 
 def schema_path(folder: str | Path) -> Path:
-    return Path(folder) / f"scan_result-{SCHEMA_VERSION}.json"
+    return RESULT_SCHEMA.path(folder)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m lungcad.infer.schema", description="write or check the published result schema"
-    )
-    parser.add_argument("folder", type=Path, help="folder of the published schemas (docs/schema)")
-    parser.add_argument("--check", action="store_true", help="only compare; exit 1 when stale")
-    args = parser.parse_args(argv)
-    path = schema_path(args.folder)
-    if args.check:
-        current = path.read_text() if path.is_file() else None
-        if current != schema_text():
-            print(f"{path} is stale: run python -m lungcad.infer.schema {args.folder}", file=sys.stderr)
-            return 1
-        print(f"{path} is up to date")
-        return 0
-    atomic_write_text(path, schema_text())
-    print(f"wrote {path}")
-    return 0
+    return RESULT_SCHEMA.main(argv)
 
 
 if __name__ == "__main__":  # pragma: no cover
