@@ -37,7 +37,7 @@ from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
 
 from lungcad.log import get_logger
-from lungcad.service.db.claims import claim_due
+from lungcad.service.db.claims import claim_due, start_rounds
 from lungcad.service.db.models import Analysis, AnalysisStatus, ResultDelivery, ResultDeliveryStatus
 from lungcad.service.db.session import transaction, utcnow
 from lungcad.service.delivery_attempt import Attempt
@@ -307,20 +307,10 @@ def deliver_due(ctx: ServiceContext, *, now: datetime | None = None) -> int:
     return sent
 
 
-def _delivery_loop(ctx: ServiceContext, stop: threading.Event, interval_s: float) -> None:
-    while not stop.wait(interval_s):
-        try:
-            deliver_due(ctx)
-        except Exception as exc:  # noqa: BLE001 - the database is down: try again next round
-            log.warning("delivery_round_failed", error_type=type(exc).__name__)
-
-
 def start_delivery_thread(
     ctx: ServiceContext, stop: threading.Event, interval_s: float = 1.0
 ) -> threading.Thread:
     """Run :func:`deliver_due` every ``interval_s`` seconds in a daemon thread until ``stop`` is set."""
-    thread = threading.Thread(
-        target=_delivery_loop, args=(ctx, stop, interval_s), name="result-delivery", daemon=True
+    return start_rounds(
+        "result-delivery", lambda: deliver_due(ctx), stop, interval_s, "delivery_round_failed"
     )
-    thread.start()
-    return thread

@@ -36,7 +36,7 @@ import httpx
 from sqlalchemy import and_, select, update
 
 from lungcad.log import get_logger
-from lungcad.service.db.claims import claim_due
+from lungcad.service.db.claims import claim_due, start_rounds
 from lungcad.service.db.models import (
     Analysis,
     AnalysisStatus,
@@ -303,21 +303,17 @@ def deliver_due(
     return sent
 
 
-def _delivery_loop(ctx: ServiceContext, stop: threading.Event, interval_s: float) -> None:
-    with httpx.Client(follow_redirects=False) as client:
-        while not stop.wait(interval_s):
-            try:
-                deliver_due(ctx, client=client)
-            except Exception as exc:  # noqa: BLE001 - the database is down: try again next round
-                log.warning("webhook_round_failed", error_type=type(exc).__name__)
-
-
 def start_delivery_thread(
     ctx: ServiceContext, stop: threading.Event, interval_s: float = 1.0
 ) -> threading.Thread:
-    """Run :func:`deliver_due` every ``interval_s`` seconds in a daemon thread until ``stop`` is set."""
-    thread = threading.Thread(
-        target=_delivery_loop, args=(ctx, stop, interval_s), name="webhook-delivery", daemon=True
+    """Run :func:`deliver_due` every ``interval_s`` seconds in a daemon thread until ``stop`` is set, over one
+    HTTP client closed when the thread ends."""
+    client = httpx.Client(follow_redirects=False)
+    return start_rounds(
+        "webhook-delivery",
+        lambda: deliver_due(ctx, client=client),
+        stop,
+        interval_s,
+        "webhook_round_failed",
+        cleanup=client.close,
     )
-    thread.start()
-    return thread

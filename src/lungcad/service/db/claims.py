@@ -1,4 +1,5 @@
-"""Claiming a due row of an outbox table (webhook deliveries, result deliveries) for one send attempt.
+"""Outbox tables (webhook deliveries, result deliveries): claiming a due row for one send attempt, and the
+thread that runs the send rounds.
 
 Several senders (threads, worker processes, hosts) poll the same table.  A sender takes a row with one
 conditional UPDATE: only while the row is still pending and due does it get a fresh claim token and its
@@ -10,14 +11,19 @@ returns its token; the second finds ``next_attempt_at <= now`` false and gets No
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
 
+from lungcad.log import get_logger
 from lungcad.service.db.session import transaction
+
+log = get_logger("lungcad.service.db.claims")
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import sessionmaker
@@ -38,3 +44,31 @@ def claim_due(
     )
     with transaction(sessions) as s:
         return token if s.execute(stmt).rowcount == 1 else None
+
+
+def start_rounds(
+    name: str,
+    round_fn: Callable[[], object],
+    stop: threading.Event,
+    interval_s: float,
+    failed_event: str,
+    cleanup: Callable[[], object] | None = None,
+) -> threading.Thread:
+    """Call ``round_fn`` every ``interval_s`` seconds in a daemon thread ``name`` until ``stop`` is set, then
+    ``cleanup``; a round that raises (the database is down) is logged as ``failed_event`` and the next round
+    tries again."""
+
+    def loop() -> None:
+        try:
+            while not stop.wait(interval_s):
+                try:
+                    round_fn()
+                except Exception as exc:  # noqa: BLE001 - the database is down: try again next round
+                    log.warning(failed_event, error_type=type(exc).__name__)
+        finally:
+            if cleanup is not None:
+                cleanup()
+
+    thread = threading.Thread(target=loop, name=name, daemon=True)
+    thread.start()
+    return thread
