@@ -28,7 +28,7 @@ from lungcad.infer.candidates import candidates_from_prediction
 from lungcad.infer.fpr import rescore
 from lungcad.infer.masses import mass_findings, merge_masses
 from lungcad.infer.properties import headline_size, measure_nodule, measured_fields
-from lungcad.infer.sliding import VolumePrediction, predict_volume
+from lungcad.infer.sliding import VolumePrediction, channels_last, predict_volume
 from lungcad.io import load_ct
 from lungcad.log import log_stage
 from lungcad.model.bundle import ModelBundle, default_model_path, load_bundle
@@ -96,6 +96,7 @@ class Detector:
             self.predictor = OnnxPredictor(self.model)
             bf16 = False  # ONNX Runtime runs the fp32 graph
         else:
+            self.model = channels_last(self.model)
             self.predictor = self.model
         # The model section and the preprocessing always come from the bundle (the network was trained on
         # exactly that input); ``config`` may change how inference runs (windows, thresholds).

@@ -65,6 +65,22 @@ def inference_autocast(device: torch.device, enabled: bool) -> torch.autocast:
     return torch.autocast(device_type=device.type, dtype=autocast_dtype(device.type), enabled=enabled)
 
 
+def channels_last(model: nn.Module) -> nn.Module:
+    """``model`` with its 5-D weights in channels-last order (N, D, H, W, C in memory) on the CPU.
+
+    Why: oneDNN's direct 3-D convolutions (fp32 and bf16) work on channels-last data; with the default
+    layout PyTorch reorders every layer's input and output around each convolution.  Measured on this
+    2-core AVX-512 CPU with the shipped model, one batch of two 96^3 windows under bf16 autocast: 0.060 s
+    against 0.101 s (1.7x; fp32 1.8x).  The input needs no conversion (one channel: both layouts are the
+    same bytes); the outputs come back channels-last and are read through their strides.  Numerics: the
+    same operations summed in another order (bf16 logits differ by at most ~0.1 on a window).  On a GPU the
+    model is returned unchanged.  Converts in place (``nn.Module.to``) and returns the same module.
+    """
+    if model_device(model).type != "cpu":
+        return model
+    return model.to(memory_format=torch.channels_last_3d)
+
+
 def predict_volume(
     model: nn.Module | Callable[[torch.Tensor], tuple[torch.Tensor, ...]],
     image: np.ndarray,
