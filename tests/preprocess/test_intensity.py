@@ -31,3 +31,15 @@ def test_equalisation_is_monotonic_and_in_range() -> None:
 def test_bad_window() -> None:
     with pytest.raises(InputError, match="hu_min must be < hu_max, got 10 >= 10"):
         normalise_hu(np.zeros(3), 10, 10)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16])
+def test_in_place_window_is_bitwise_the_plain_formula(dtype: type) -> None:
+    # issue 18: normalise_hu scales one output array in place; the values must be exactly those of the
+    # plain expression (the golden outputs depend on them bit for bit)
+    hu = np.random.default_rng(2).uniform(-1500, 1500, (7, 9, 11)).astype(dtype)
+    expected = (np.clip(hu, -1000.0, 400.0).astype(np.float32) - np.float32(-1000.0)) * np.float32(1 / 1400)
+    out = normalise_hu(hu)
+    assert out.dtype == np.float32 and out.shape == hu.shape
+    np.testing.assert_array_equal(out, expected)
+    assert not np.shares_memory(out, hu)

@@ -19,8 +19,13 @@ def normalise_hu(
     """
     if hu_min >= hu_max:
         raise InputError(f"hu_min must be < hu_max, got {hu_min} >= {hu_max}")
-    out = np.clip(hu, hu_min, hu_max).astype(np.float32, copy=False)
-    out = (out - np.float32(hu_min)) * np.float32(1.0 / (hu_max - hu_min))
+    # One output array, scaled in place: the same float32 operations as ``(clip - lo) * k`` without its
+    # two temporaries -- freshly allocated memory costs more than the arithmetic (issue 18: 16 Mvox
+    # took 0.3-0.8 s with three 66 MB arrays, 15 ms once the pages are in use).
+    out = np.empty(np.shape(hu), dtype=np.float32)
+    np.clip(hu, hu_min, hu_max, out=out, casting="unsafe")
+    out -= np.float32(hu_min)
+    out *= np.float32(1.0 / (hu_max - hu_min))
     if equalise:
         hist, edges = np.histogram(out, bins=256, range=(0.0, 1.0))
         cdf = np.cumsum(hist).astype(np.float64)
