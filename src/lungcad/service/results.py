@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,7 +30,7 @@ class ResultDocument:
     etag: str  # strong ETag: '"<sha256 of body>"'
 
 
-def _result_root(ctx: ServiceContext, s: Session, analysis_id: str) -> Path:
+def result_root(ctx: ServiceContext, s: Session, analysis_id: str) -> Path:
     """The result folder of a done analysis (409 while not done, 410 when its files were removed)."""
     row, _ = get_analysis(s, analysis_id)
     if row.status != AnalysisStatus.DONE:
@@ -50,7 +51,7 @@ def _result_root(ctx: ServiceContext, s: Session, analysis_id: str) -> Path:
 
 def result_document(ctx: ServiceContext, s: Session, analysis_id: str) -> ResultDocument:
     """``result.json`` of a done analysis, with its ETag."""
-    path = _result_root(ctx, s, analysis_id) / RESULT_FILE
+    path = result_root(ctx, s, analysis_id) / RESULT_FILE
     try:
         body = path.read_bytes()
     except FileNotFoundError:
@@ -125,32 +126,55 @@ def phi_forbidden(name: str) -> ApiError:
     )
 
 
-def result_files(ctx: ServiceContext, s: Session, analysis_id: str) -> list[tuple[str, int, str]]:
-    """(name relative to the result folder, bytes, media type) of every file, sorted by name."""
-    root = _result_root(ctx, s, analysis_id)
+def check_phi(name: str, *, may_read_phi: bool) -> None:
+    """403 (:func:`phi_forbidden`) when ``name`` carries patient identifiers and the caller lacks phi.read."""
+    if carries_phi(name) and not may_read_phi:
+        raise phi_forbidden(name)
+
+
+def visible_files(files: list[tuple[str, int, str]], *, may_read_phi: bool) -> list[tuple[str, int, str]]:
+    """The entries of a listing the caller may download: without phi.read, only the de-identified ones."""
+    return files if may_read_phi else [f for f in files if not carries_phi(f[0])]
+
+
+def folder_files(root: Path) -> list[tuple[str, int, str]]:
+    """(name relative to ``root``, bytes, media type) of every file under ``root``, sorted by name."""
     files = sorted(p for p in root.rglob("*") if p.is_file())
     return [(p.relative_to(root).as_posix(), p.stat().st_size, media_type(p.name)) for p in files]
 
 
-def result_file(ctx: ServiceContext, s: Session, analysis_id: str, name: str) -> tuple[Path, str]:
-    """The path and media type of one file of the result folder.  ``name`` may hold sub-folders but can
-    never leave the folder: absolute names and ``..`` are refused (400), anything resolving outside it
-    (a link) is not found (404)."""
+def folder_file(root_of: Callable[[], Path], name: str, *, owner: str, listing: str) -> tuple[Path, str]:
+    """The path and media type of the file ``name`` of the folder ``root_of()`` returns (an analysis's
+    result folder, a comparison's report folder).  ``name`` may hold sub-folders but can never leave the
+    folder: absolute names, backslashes, NUL and ``..`` are refused (400), anything resolving outside it (a
+    link) is not found (404).  ``owner`` ("analysis <id>") and ``listing`` (the route that lists the names)
+    go into the messages.  The name is judged before ``root_of`` runs, so a bad name is a 400 whatever the
+    state of the folder's owner (404 / 409 / 410 come from ``root_of``)."""
     parts = name.split("/")
     if not name or "\\" in name or "\x00" in name or name.startswith("/") or ".." in parts:
         raise ApiError(
             400,
             "bad_file_name",
             f"file name {name!r} is not a relative name inside the result folder",
-            fix="use a name from GET /api/v1/analyses/{id}/files",
+            fix=f"use a name from GET {listing}",
         )
-    root = _result_root(ctx, s, analysis_id).resolve()
+    root = root_of().resolve()
     target = (root / name).resolve()
     if not target.is_relative_to(root) or not target.is_file():
-        raise ApiError(
-            404,
-            "not_found",
-            f"analysis {analysis_id} has no file {name!r}",
-            fix="list them with GET .../files",
-        )
+        raise ApiError(404, "not_found", f"{owner} has no file {name!r}", fix=f"list them with GET {listing}")
     return target, media_type(target.name)
+
+
+def result_files(ctx: ServiceContext, s: Session, analysis_id: str) -> list[tuple[str, int, str]]:
+    """(name relative to the result folder, bytes, media type) of every file, sorted by name."""
+    return folder_files(result_root(ctx, s, analysis_id))
+
+
+def result_file(ctx: ServiceContext, s: Session, analysis_id: str, name: str) -> tuple[Path, str]:
+    """The path and media type of one file of the result folder (the checks of :func:`folder_file`)."""
+    return folder_file(
+        lambda: result_root(ctx, s, analysis_id),
+        name,
+        owner=f"analysis {analysis_id}",
+        listing="/api/v1/analyses/{id}/files",
+    )

@@ -135,9 +135,9 @@ def get_result(
     summary="The files of a done analysis's result folder (without PHI: only the de-identified ones)",
 )
 def list_files(analysis_id: str, ctx: CtxDep, s: SessionDep, principal: Reader) -> ResultFiles:
-    files = results.result_files(ctx, s, analysis_id)
-    if not principal.can(Action.PHI_READ):  # only what this caller may download
-        files = [f for f in files if not results.carries_phi(f[0])]
+    files = results.visible_files(  # only what this caller may download
+        results.result_files(ctx, s, analysis_id), may_read_phi=principal.can(Action.PHI_READ)
+    )
     return ResultFiles(
         analysis_id=analysis_id, files=[ResultFile(name=n, size=z, media_type=t) for n, z, t in files]
     )
@@ -160,8 +160,7 @@ def list_files(analysis_id: str, ctx: CtxDep, s: SessionDep, principal: Reader) 
     summary="One file of a done analysis's result folder",
 )
 def get_file(analysis_id: str, name: str, ctx: CtxDep, s: SessionDep, principal: Reader) -> FileResponse:
-    if results.carries_phi(name) and not principal.can(Action.PHI_READ):
-        raise results.phi_forbidden(name)
+    results.check_phi(name, may_read_phi=principal.can(Action.PHI_READ))
     path, media = results.result_file(ctx, s, analysis_id, name)
     # nosniff: a browser must not run a file as anything but its declared type
     return FileResponse(path, media_type=media, headers={"X-Content-Type-Options": "nosniff"})
