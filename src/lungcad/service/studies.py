@@ -19,10 +19,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from lungcad.service.db.models import Analysis, Instance, Series, Study
+from lungcad.service.db.models import Analysis, ComparisonRow, Instance, Series, Study
 from lungcad.service.db.session import transaction, utcnow
 from lungcad.service.errors import ApiError, not_found
 from lungcad.service.security import patient_hash
@@ -219,6 +219,16 @@ def delete_study(ctx: Any, study_id: str) -> dict[str, int]:
         n_analyses = (
             s.scalar(select(func.count()).select_from(Analysis).where(Analysis.study_id == study_id)) or 0
         )
+        # the comparisons of these analyses go with them (ON DELETE CASCADE), and their report folders too
+        ids = select(Analysis.id).where(Analysis.study_id == study_id)
+        comparison_dirs = set(
+            s.scalars(
+                select(ComparisonRow.result_dir).where(
+                    or_(ComparisonRow.analysis_id.in_(ids), ComparisonRow.prior_analysis_id.in_(ids)),
+                    ComparisonRow.result_dir.is_not(None),
+                )
+            )
+        )
         s.execute(Analysis.__table__.delete().where(Analysis.study_id == study_id))
         s.delete(study)
         s.flush()
@@ -231,7 +241,7 @@ def delete_study(ctx: Any, study_id: str) -> dict[str, int]:
             else set()
         )
     removed = ctx.storage.delete_blobs(digests - still_used)
-    for name in results - results_used:
+    for name in (results - results_used) | comparison_dirs:  # a comparison's folder is its own
         ctx.storage.delete_result(name)
     return {"instances": len(digests), "files_removed": removed, "analyses": n_analyses}
 

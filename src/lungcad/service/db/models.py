@@ -374,7 +374,8 @@ class ResultDelivery(Base):
 
 class ComparisonRow(Base):
     """One comparison of a done analysis with a prior one (issue 17, ``lungcad.longitudinal``): the
-    ``comparison.json`` document as written, and the ids it compares (deleted with either analysis)."""
+    ``comparison.json`` document as written, the ids it compares (deleted with either analysis) and the
+    folder of the current study's report rendered with the comparison."""
 
     __tablename__ = "comparisons"
 
@@ -384,3 +385,6 @@ class ComparisonRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     created_by: Mapped[str | None] = mapped_column(String(16))  # API key prefix
     document: Mapped[str] = mapped_column(Text)  # comparison.json (schema docs/schema/comparison-1.0.json)
+    # the folder under D/results of the report rendered with the comparison (``comparison-<id>``: report,
+    # SEG / SR / PDF); NULL when none was rendered (report=false, or the current analysis had no report)
+    result_dir: Mapped[str | None] = mapped_column(String(64))
