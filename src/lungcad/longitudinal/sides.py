@@ -16,6 +16,7 @@ NIfTI) is not checked.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ import numpy as np
 from lungcad.config import PreprocessConfig
 from lungcad.errors import InputError
 from lungcad.infer.detector import DetectionOutput, Detector
+from lungcad.infer.outputs import read_result_json
+from lungcad.infer.risk import attach_risk
 from lungcad.io.discover import choose_series
 from lungcad.io.load import list_input, load_listed
 from lungcad.preprocess.pipeline import preprocess_ct
@@ -43,6 +46,9 @@ class Side:
         result: the scan's findings (``result.json``).
         study_date: ISO date, or None.
         patient_key: SHA-256 of PatientID (never the identifier itself), or None when unknown.
+        run: the detector's output when the side was detected here (``side_from_detection``), else None.
+            Kept for the report (``report.comparison_report``): the finding masks on the preprocessed
+            grid exist only in memory, and ``result.json`` does not hold them.
     """
 
     source: str
@@ -51,6 +57,7 @@ class Side:
     result: ScanResult
     study_date: str | None = None
     patient_key: str | None = None
+    run: DetectionOutput | None = None
 
     @property
     def study_uid(self) -> str:
@@ -111,19 +118,27 @@ def _patient_key(path: str | Path, series_uid: str | None) -> str | None:
 
 
 def side_from_detection(run: DetectionOutput, source: str, patient_key: str | None = None) -> Side:
-    """A side from a detector run (``Detector.run``: the preprocessed volume and mask come with it)."""
+    """A side from a detector run (``Detector.run``: the preprocessed volume and mask come with it);
+    the run is kept on the side (``Side.run``) for a report of this scan."""
     if run.pre is None or run.volume is None:
         raise InputError(f"the detector produced no preprocessed scan for {source}")
-    return _side(source, run.pre.volume, run.pre.lung_mask, run.result, patient_key)
+    return _side(source, run.pre.volume, run.pre.lung_mask, run.result, patient_key, run)
 
 
-def _side(source: str, volume: CTVolume, lungs: np.ndarray, result: ScanResult, key: str | None) -> Side:
+def _side(
+    source: str,
+    volume: CTVolume,
+    lungs: np.ndarray,
+    result: ScanResult,
+    key: str | None,
+    run: DetectionOutput | None = None,
+) -> Side:
     if result.status is ScanStatus.QA_FAILED or not lungs.any():
         raise InputError(
             f"no lungs were found in {source}: {result.reason or 'empty lung mask'}",
             fix="compare chest CT scans (both must pass detection's lung check)",
         )
-    return Side(source, volume, lungs, result, iso_date(volume.metadata.study_date), key)
+    return Side(source, volume, lungs, result, iso_date(volume.metadata.study_date), key, run)
 
 
 def load_side(
@@ -145,7 +160,13 @@ def load_side(
     key = _patient_key(source, series_uid)
     if result is None:
         assert detector is not None
-        return side_from_detection(detector.run(source, series_uid), str(source), key)
+        run = detector.run(source, series_uid)
+        # as `lungcad detect` (report.analyse): every finding carries its Brock risk, so the side's
+        # result.json and its report equal a detect run's (the header's age and sex, the rest unknown)
+        risked = attach_risk(
+            run.result, run.volume, run.pre, None, report_threshold=detector.cfg.infer.report_threshold
+        )
+        return side_from_detection(dataclasses.replace(run, result=risked), str(source), key)
     p = preprocess or PreprocessConfig()
     volume = load_listed(
         list_input(source, series_uid), series_uid, gap_factor=p.gap_factor, min_slices=p.min_slices
@@ -180,31 +201,6 @@ def check_same_patient(current: Side, prior: Side, *, allow_different: bool = Fa
 
 RESULT_NAME = "result.json"
 REPORT_INPUT = "report_input.json"  # written beside result.json by the report: names the scan
-
-
-def read_result_json(path: str | Path) -> ScanResult:
-    """A ``result.json`` back into a ``ScanResult``, with errors a user can act on.
-
-    Raises:
-        InputError: missing, unreadable, or not a lungcad result (the first problem named).
-    """
-    import json
-
-    from pydantic import ValidationError
-
-    p = Path(path)
-    if not p.is_file():
-        raise InputError("no result.json here", path=p, fix="pass the --out folder of `lungcad detect`")
-    try:
-        return ScanResult.from_dict(json.loads(p.read_text()))
-    except (ValueError, AttributeError) as exc:
-        if isinstance(exc, ValidationError):
-            first = exc.errors()[0]
-            where = ".".join(str(x) for x in first["loc"])
-            raise InputError(
-                f"result.json is not a lungcad result: {where}: {first['msg']}", path=p
-            ) from None
-        raise InputError(f"result.json is not valid JSON: {exc}", path=p) from None
 
 
 def resolve_input(path: str | Path, scan: str | Path | None = None) -> tuple[Path, ScanResult | None]:

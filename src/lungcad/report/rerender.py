@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 
 from lungcad.errors import InputError
+from lungcad.infer.outputs import read_result_json
 from lungcad.report.masks import LABELS_NAME, SPHERE, LabelMap, build_label_map, read_label_map
 from lungcad.report.render import INPUT_NAME, ReportFiles, calibration_text, render_report
 from lungcad.report.shown import ReportOptions, ShownFinding, StudyKind, shown_findings
-from lungcad.types import CTVolume, ScanResult
+from lungcad.types import CTVolume
 
 
 def report_detection(
@@ -46,34 +47,6 @@ def report_detection(
     return render_report(
         run.result, run.volume, out, options=options, pre=run.pre, model=detector.model, comparison=comparison
     )
-
-
-def read_result(path: Path) -> ScanResult:
-    """``result.json`` back into a ``ScanResult`` (``ScanResult.from_dict``), with errors a user can act on.
-
-    Raises:
-        InputError: missing, unreadable or not a lungcad result (the message names the first problem).
-    """
-    from pydantic import ValidationError
-
-    if not path.is_file():
-        raise InputError(
-            "no result.json in the result folder",
-            path=path.parent,
-            fix="pass the --out folder of `lungcad detect`",
-        )
-    try:
-        return ScanResult.from_dict(json.loads(path.read_text()))
-    except (json.JSONDecodeError, AttributeError) as exc:
-        raise InputError(f"result.json is not valid JSON: {exc}", path=path) from None
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise InputError(
-            f"result.json is not a lungcad result: {where}: {first['msg']}",
-            path=path,
-            fix="re-run `lungcad detect` to write it again",
-        ) from None
 
 
 def carry_labels(
@@ -128,7 +101,7 @@ def rerender(
     from lungcad.io import load_ct
 
     folder = Path(result_dir)
-    result = read_result(folder / "result.json")
+    result = read_result_json(folder / "result.json")
     saved: dict[str, Any] = {}
     if (folder / INPUT_NAME).is_file():
         saved = json.loads((folder / INPUT_NAME).read_text())
