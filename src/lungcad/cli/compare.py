@@ -9,6 +9,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from lungcad.cli.common import console, err_console, get_config, print_json
+from lungcad.cli.report import STUDY_KIND_HELP, print_report_files, study_kind_option
+from lungcad.errors import InputError
 from lungcad.fileio import check_output_dir
 
 SIDE_HELP = (
@@ -92,12 +94,20 @@ def compare(
     ),
     model: Path | None = typer.Option(None, "--model", help="model file (default: the shipped model)"),
     no_bf16: bool = typer.Option(False, "--no-bf16", help="run the network in fp32"),
+    report: bool = typer.Option(
+        False, "--report", help="also the CURRENT scan's report with the comparison, into OUT/current/"
+    ),
+    study_kind: str | None = typer.Option(
+        None, "--study-kind", callback=study_kind_option, help=STUDY_KIND_HELP + " (with --report)"
+    ),
 ) -> None:
     """Compare a scan with its prior: register, match nodules, growth, doubling time, Lung-RADS with priors.
 
     Each side is a scan (the detector runs on it) or the --out folder of `lungcad detect` (its result.json
     is reused; the scan comes from its report_input.json or --current-scan / --prior-scan). Exit 2 on bad
     input: a missing path, the prior dated after the current study, different PatientIDs.
+    --report renders the current scan's report (HTML + PDF, DICOM SEG / SR / PDF) with the comparison
+    section into OUT/current/; a CURRENT detect folder is copied there, never written to.
     """
     from lungcad.infer.detector import Detector
     from lungcad.infer.outputs import write_result_json
@@ -105,6 +115,8 @@ def compare(
     from lungcad.longitudinal.registration import RegistrationSettings
     from lungcad.longitudinal.sides import resolve_input
 
+    if report and out is None:
+        raise InputError("--report writes files, but no --out folder was given", fix="add --out DIR")
     cur_scan, cur_result = resolve_input(current, current_scan)
     pri_scan, pri_result = resolve_input(prior, prior_scan)
     settings_reg = RegistrationSettings(bspline=bspline, metric=metric)  # type: ignore[arg-type]
@@ -129,17 +141,35 @@ def compare(
         prior_date=prior_date,
     )
     written = []
+    files = None
     if out is not None:
         written.append(write_comparison(comparison, out))
         for name, side, given in (("current", cur, cur_result), ("prior", pri, pri_result)):
-            if given is None:  # detected here: keep the findings the indices refer to
-                (out / name).mkdir(exist_ok=True)
+            if given is None and not (report and name == "current"):  # the report writes its own
+                (out / name).mkdir(exist_ok=True)  # detected here: keep the findings the indices refer to
                 written.append(write_result_json(side.result, out / name / "result.json"))
+    if report and out is not None:
+        from lungcad.report.comparison_report import report_comparison
+
+        files = report_comparison(
+            comparison,
+            cur,
+            cur_scan,
+            out / "current",
+            detector=detector,
+            current_folder=current if cur_result is not None else None,
+            min_probability=threshold,
+            study_kind=study_kind,
+        )
+        if cur_result is None:
+            written.append(out / "current" / "result.json")
     for w in comparison.warnings:
         err_console.print(f"[yellow]warning:[/] {escape(w)}", highlight=False, soft_wrap=True)
     if as_json:
         for path in written:
             err_console.print(f"wrote {escape(str(path))}", highlight=False, soft_wrap=True)
+        if files is not None:
+            print_report_files(files.as_dict(), files.skipped, stderr=True)
         print_json(comparison.to_dict())
         return
     q = comparison.registration
@@ -151,6 +181,8 @@ def compare(
     console.print(_table(comparison))
     for path in written:
         console.print(f"wrote {escape(str(path))}")
+    if files is not None:
+        print_report_files(files.as_dict(), files.skipped)
 
 
 def register(app: typer.Typer) -> None:
