@@ -50,14 +50,38 @@ def _resample(
     if array is None and not isinstance(source, CTVolume):
         raise InputError("resampling from a Grid needs the array to resample (a Grid holds no image)")
     src = volume_to_sitk(source, array)  # type: ignore[arg-type]  # geometry and ``hu`` only
-    ref = sitk.Image([int(s) for s in shape_zyx[::-1]], src.GetPixelID())
-    ref.SetSpacing(tuple(float(s) for s in spacing_zyx_mm[::-1]))
-    ref.SetOrigin(tuple(float(o) for o in origin_xyz_mm))
-    ref.SetDirection(tuple(np.asarray(direction, dtype=np.float64).ravel()))
-    out = sitk.Resample(
-        src, ref, sitk.Transform(), _INTERPOLATORS[order], float(fill_value), src.GetPixelID()
-    )
-    return sitk.GetArrayFromImage(out)
+    # The output geometry goes to the filter directly: a reference image would allocate (and zero) a
+    # whole output-sized buffer only to be read for its geometry.
+    f = sitk.ResampleImageFilter()
+    f.SetSize([int(s) for s in shape_zyx[::-1]])
+    f.SetOutputSpacing(tuple(float(s) for s in spacing_zyx_mm[::-1]))
+    f.SetOutputOrigin(tuple(float(o) for o in origin_xyz_mm))
+    f.SetOutputDirection(tuple(np.asarray(direction, dtype=np.float64).ravel()))
+    f.SetTransform(sitk.Transform())
+    f.SetInterpolator(_INTERPOLATORS[order])
+    f.SetDefaultPixelValue(float(fill_value))
+    f.SetOutputPixelType(src.GetPixelID())
+    return _array_of(f.Execute(src))
+
+
+class _ImageBuffer:
+    """Keeps a SimpleITK image alive for as long as a numpy array over its pixel buffer exists.
+
+    ``sitk.GetArrayFromImage`` copies the buffer (a second output-sized allocation; fresh memory is what
+    costs here: issue 18), and ``GetArrayViewFromImage`` is read-only and does not hold the image.
+    """
+
+    def __init__(self, image: sitk.Image) -> None:
+        self.image = image
+        view = sitk.GetArrayViewFromImage(image)  # MakeUnique: the buffer is this image's alone
+        interface = dict(view.__array_interface__)
+        interface["data"] = (interface["data"][0], False)  # writeable, as GetArrayFromImage's copy is
+        self.__array_interface__ = interface
+
+
+def _array_of(image: sitk.Image) -> np.ndarray:
+    """The pixels of ``image`` as a writeable (z, y, x) array sharing its buffer (the array keeps it)."""
+    return np.asarray(_ImageBuffer(image))  # ``out.base`` is the holder, which holds the image
 
 
 def resample_to_grid(
