@@ -19,7 +19,6 @@ from itertools import accumulate
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
 from lungcad.annotations.lungrads import scan_priority
 from lungcad.config import LungcadConfig
@@ -226,14 +225,14 @@ class Detector:
     def _findings(self, volume: CTVolume, pre: Preprocessed, pred: VolumePrediction) -> list[Finding]:
         i = self.cfg.infer
         margin = int(round(LUNG_MARGIN_MM / pre.volume.spacing_zyx_mm[0]))
-        lung = ndimage.binary_dilation(pre.lung_mask, iterations=margin) if margin else pre.lung_mask
         candidates = candidates_from_prediction(
             pred,
             pre.volume,
-            lung_mask=lung,
+            lung_mask=pre.lung_mask,
             threshold=i.peak_threshold,
             top_k=i.top_k,
             min_distance_mm=i.nms_kernel_mm,
+            lung_margin_vox=margin,  # the mask dilated by ``margin``, looked up at the peaks only
         )
         det_cal, tri_cal = self.bundle.detection_calibrator, self.bundle.triage_calibrator
         first = [float(det_cal(f.probability)) for f in candidates]

@@ -50,10 +50,33 @@ def find_peaks(
 
 
 def merge_close(points_mm: np.ndarray, scores: np.ndarray, min_distance_mm: float) -> np.ndarray:
-    """Greedy suppression: indices kept, highest score first, none closer than ``min_distance_mm``."""
-    order = np.argsort(-scores, kind="stable")
+    """Greedy suppression: indices kept, highest score first, none closer than ``min_distance_mm``.
+
+    Args:
+        points_mm: (N, 3) positions; scores: (N,).
+
+    A point is kept when no point kept before it (by score) lies closer than ``min_distance_mm``: each kept
+    point suppresses its neighbours at once, O(N x kept) vectorised instead of a Python loop over pairs
+    (issue 18: 66 000 ``np.linalg.norm`` calls, 0.33 s of LIDC-IDRI-0001's postprocess).  Decisions are
+    those of ``np.linalg.norm(points[i] - points[j]) >= min_distance_mm`` exactly: a pair whose vectorised
+    distance is within rounding of the threshold is decided by that very expression.
+    """
+    order = np.argsort(-np.asarray(scores), kind="stable")
     kept: list[int] = []
+    if len(order) == 0:
+        return np.asarray(kept, dtype=np.int64)
+    pts = np.asarray(points_mm).reshape(len(order), -1)  # the caller's dtype, as the pairwise rule used
+    suppressed = np.zeros(len(pts), dtype=bool)
     for i in order:
-        if all(np.linalg.norm(points_mm[i] - points_mm[j]) >= min_distance_mm for j in kept):
-            kept.append(int(i))
+        if suppressed[i]:
+            continue
+        kept.append(int(i))
+        d = pts - pts[i]
+        dist = np.sqrt(np.einsum("ij,ij->i", d, d))
+        # a few ulps between the two ways of summing three squares; far more than that is a clear decision
+        tol = 1000 * np.finfo(dist.dtype).eps * max(1.0, abs(float(min_distance_mm)))
+        close = dist < min_distance_mm
+        for j in np.flatnonzero(np.abs(dist - min_distance_mm) <= tol):  # at the threshold: exact rule
+            close[j] = not np.linalg.norm(pts[j] - pts[i]) >= min_distance_mm
+        suppressed |= close
     return np.asarray(kept, dtype=np.int64)
