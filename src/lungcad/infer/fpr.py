@@ -25,9 +25,29 @@ def candidate_crops(image: np.ndarray, centres_zyx: np.ndarray) -> np.ndarray:
         # the centre voxel, rounded, sits at index side // 2 of each box; zero (air) outside the image
         voxel = np.round(c).astype(int)
         out[i, 0] = extract_patch(image, voxel, (FINE,) * 3)
-        ctx = extract_patch(image, voxel, (big,) * 3).astype(np.float32)
-        out[i, 1] = ctx.reshape(FINE, f, FINE, f, FINE, f).mean(axis=(1, 3, 5))
+        ctx = extract_patch(image, voxel, (big,) * 3).astype(np.float32, copy=False)
+        out[i, 1] = _block_mean(ctx, f)
     return out
+
+
+def _block_mean(ctx: np.ndarray, f: int) -> np.ndarray:
+    """``ctx`` (n f, n f, n f) float32 averaged in f x f x f blocks: ``reshape(...).mean(axis=(1, 3, 5))``.
+
+    For ``f = 2`` the eight block members are added in the order that numpy's reduction uses (the
+    innermost pair first, then the pairs one after another), so the result is bitwise the same (checked
+    against ``mean`` in ``tests/infer/test_fpr_crops.py``) at 1/16 of the CPU: numpy's multi-axis
+    reduction over length-2 axes took 0.19 s of LIDC-IDRI-0001's 92 candidates (issue 18).
+    """
+    n = ctx.shape[0] // f
+    v = ctx.reshape(n, f, n, f, n, f)
+    if f != 2:
+        return v.mean(axis=(1, 3, 5))
+    s = v[:, 0, :, 0, :, 0] + v[:, 0, :, 0, :, 1]
+    s += v[:, 0, :, 1, :, 0] + v[:, 0, :, 1, :, 1]
+    s += v[:, 1, :, 0, :, 0] + v[:, 1, :, 0, :, 1]
+    s += v[:, 1, :, 1, :, 0] + v[:, 1, :, 1, :, 1]
+    s /= np.float32(8)
+    return s
 
 
 def rescore(
