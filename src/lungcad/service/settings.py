@@ -126,6 +126,10 @@ class ServiceSettings(BaseModel):
     lease_s: float = Field(60.0, gt=0, description="a running job whose worker is silent this long is re-run")
     heartbeat_s: float = Field(5.0, gt=0)
     worker_threads: int = Field(1, ge=1, le=64)
+    worker_read_ahead: bool = Field(
+        True,
+        description="a worker reads the next queued scan while the current one is analysed (one at most)",
+    )
     gzip_min_bytes: int = Field(1024, ge=0)
     min_free_disk_bytes: int = Field(GiB, ge=0, description="/readyz fails below this free space, bytes")
     max_study_bytes: int = Field(16 * GiB, gt=0, description="one study, all uploads merged, bytes")

@@ -66,6 +66,12 @@ class DetectorPool:
         with self._lock:
             return list(self._items)
 
+    def peek(self, model_sha: str, config_hash: str | None = None) -> Detector | None:
+        """The detector when it is loaded, else None; never loads and leaves the use order as it is (the
+        read-ahead of the next job asks without making that detector the last used)."""
+        with self._lock:
+            return self._items.get((model_sha, config_hash or ""))
+
     def get(self, model_sha: str, config_hash: str | None = None) -> Detector:
         """The detector for a model and a recorded configuration (None: the model's effective one)."""
         key = (model_sha, config_hash or "")

@@ -25,6 +25,7 @@ from lungcad.service.jobs.detectors import DetectorPool
 
 if TYPE_CHECKING:
     from lungcad.service.context import ServiceContext
+    from lungcad.service.jobs.readahead import ReadAhead
     from lungcad.service.settings import ServiceSettings
 
 TASK_NAME = "lungcad.analyse"
@@ -37,6 +38,7 @@ class QueueJobs:
 
     analyse: Any  # huey.api.TaskWrapper: ``analyse(analysis_id)`` enqueues
     detectors: DetectorPool  # the detectors this process loaded for the queue's tasks
+    readahead: ReadAhead | None = None  # the next scan read during this one (settings.worker_read_ahead)
 
 
 def queue_kind(settings: ServiceSettings) -> str:
@@ -62,16 +64,21 @@ def make_queue(ctx: ServiceContext) -> Huey:
     else:
         huey = SqliteHuey(filename=str(s.queue_file), timeout=SQLITE_TIMEOUT_S, **common)
     detectors = DetectorPool(ctx)
+    readahead = None
+    if s.worker_read_ahead and not s.queue_immediate:  # immediate mode: no next message to read ahead
+        from lungcad.service.jobs.readahead import ReadAhead
+
+        readahead = ReadAhead(ctx, huey, detectors)
 
     @huey.task(name=TASK_NAME)
     def analyse(analysis_id: str) -> None:
         from lungcad.service.jobs.runner import run_analysis
 
-        outcome = run_analysis(ctx, analysis_id, detectors)
+        outcome = run_analysis(ctx, analysis_id, detectors, readahead=readahead)
         if outcome.retry_delay_s is not None:
             send_analysis(huey, analysis_id, outcome.retry_delay_s)
 
-    huey.lungcad_jobs = QueueJobs(analyse=analyse, detectors=detectors)  # type: ignore[attr-defined]
+    huey.lungcad_jobs = QueueJobs(analyse=analyse, detectors=detectors, readahead=readahead)  # type: ignore[attr-defined]
     return huey
 
 

@@ -47,6 +47,7 @@ from lungcad.types import ScanResult
 if TYPE_CHECKING:
     from lungcad.service.context import ServiceContext
     from lungcad.service.jobs.detectors import DetectorPool
+    from lungcad.service.jobs.readahead import ReadAhead
 
 __all__ = ["TRANSIENT", "Outcome", "find_cached", "run_analysis", "worker_name"]
 
@@ -149,13 +150,24 @@ class _Job:
 
 
 def run_analysis(
-    ctx: ServiceContext, analysis_id: str, detectors: DetectorPool, *, worker: str | None = None
+    ctx: ServiceContext,
+    analysis_id: str,
+    detectors: DetectorPool,
+    *,
+    worker: str | None = None,
+    readahead: ReadAhead | None = None,
 ) -> Outcome:
-    """Run one attempt of analysis ``analysis_id`` (a no-op when the row is not claimable)."""
+    """Run one attempt of analysis ``analysis_id`` (a no-op when the row is not claimable).
+
+    ``readahead``: the worker's read-ahead (``jobs.readahead``): this job uses the volume read for it when
+    its key matches, and the next queued analysis is read while this one runs.
+    """
     log = get_logger("lungcad.service.jobs").bind(job=analysis_id)
     token = state.claim(ctx, analysis_id, worker or worker_name())
     if token is None:
         log.info("job_skipped", reason="not claimable")
+        if readahead is not None:
+            readahead.forget(analysis_id)
         return Outcome("skipped")
     started = time.monotonic()
     staging: Path | None = None
@@ -185,14 +197,20 @@ def run_analysis(
                 return _finish(ctx, analysis_id, token, cached[0], cached[1], False, log, started)
             if not blobs:
                 raise InputError("the analysed series has no stored instances", fix="upload the series again")
-            staging = ctx.storage.staging_dir("job")
-            series_dir = ctx.storage.link_series(blobs, staging / "series")
+            ahead = readahead.take(analysis_id, job.series_uid, job.config_hash, blobs) if readahead else None
+            if ahead is not None:  # read while the job before ran: same folder layout, the job owns it
+                staging, source = ahead.staging, ahead.volume
+            else:
+                staging = ctx.storage.staging_dir("job")
+                source = ctx.storage.link_series(blobs, staging / "series")
             detector = detectors.get(job.model_sha, job.config_hash)
+            if readahead is not None:
+                readahead.start_next(analysis_id)
             from lungcad.report.analyse import analyse_scan
 
             out = analyse_scan(
                 detector,
-                series_dir,
+                source,
                 staging / "result",
                 series_uid=job.series_uid,
                 report=job.report,
@@ -233,6 +251,8 @@ def run_analysis(
     finally:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
+        if readahead is not None:
+            readahead.forget(analysis_id)  # read for this job but not used (cached, failed first): drop it
 
 
 def _risk_options(stored: str | None):

@@ -10,7 +10,9 @@ re-run by the next worker after ``lease_s``).
 Logs (structlog, ``lungcad.service.jobs``; analysis ids, stages, counts and seconds, never patient data):
 ``worker_started`` / ``worker_stopping`` / ``worker_stopped``, ``detector_loaded`` / ``detector_warm``,
 ``job_claimed``, ``job_stage``, ``job_done``, ``job_retry``, ``job_failed``, ``job_cancelled``, ``job_gone``,
-``job_skipped``, ``job_reaped``, ``job_resent``, ``reap_failed``.
+``job_skipped``, ``job_reaped``, ``job_resent``, ``reap_failed``; the read-ahead of the next scan
+(``jobs.readahead``): ``job_read_ahead``, ``job_read_ahead_read``, ``job_read_ahead_dropped``,
+``job_read_ahead_failed``.
 
 For tests and scripts: ``python -m lungcad.service.jobs.worker --data-dir D`` (settings from ``LUNGCAD_*``).
 """
@@ -114,6 +116,8 @@ def run_worker(
         reaper_stop.set()
         if reaper is not None:
             reaper.join(timeout=5)
+        if ctx._queue is not None and jobs_of(ctx._queue).readahead is not None:
+            jobs_of(ctx._queue).readahead.close()  # type: ignore[union-attr] - its staging folder goes too
         ctx.close()
     log.info("worker_stopped", seconds=round(time.perf_counter() - t0, 3))
 
