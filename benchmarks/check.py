@@ -24,7 +24,7 @@ from pathlib import Path
 
 from benchlib import BASELINE, BENCH_DIR, RESULTS_DIR, compare, default_json_path, format_rows, load_results
 
-BENCHMARKS = ("intake", "synth", "model", "train", "detect", "report", "service")
+BENCHMARKS = ("intake", "synth", "model", "train", "detect", "report", "service", "worker_readahead")
 
 
 def run_quick(names: list[str]) -> list[str]:
