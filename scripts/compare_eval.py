@@ -22,7 +22,10 @@ Printed (and written to ``--json``):
 * registration: residual (target registration error) at the nodule centres, from the exact
   ``prior_to_current``; lung Dice and surface distance;
 * the measured volume repeatability: SD of ln(V2/V1)_measured - ln(V2/V1)_true over correctly matched
-  pairs, divided by sqrt(2) (what ``lungcad.longitudinal.growth.VOLUME_ERROR`` is set from).
+  pairs, divided by sqrt(2) (what ``lungcad.longitudinal.growth.VOLUME_ERROR`` is set from); the same as
+  a root mean square (bias included); both per diameter band (< 8 mm, >= 8 mm: small nodules' volumes
+  vary more, partial volume), and the per-pair errors with their true and measured diameters
+  (``volume_log_errors``: [error, prior, current, measured prior, measured current]).
 """
 
 from __future__ import annotations
@@ -130,6 +133,7 @@ def evaluate_patient(
         "vdt_cover": [],
         "tre": [],
         "log_err": [],
+        "log_err_mm": [],
         "dice": c.registration.lung_dice,
         "msd": c.registration.mean_surface_distance_mm,
         "counts": c.counts(),
@@ -162,6 +166,15 @@ def evaluate_patient(
                 true_r = math.log(n.current.volume_mm3 / n.prior.volume_mm3)
                 if e.doubling_time is not None:
                     out["log_err"].append(e.doubling_time.log_ratio - true_r)
+                    # the pair's sizes (truth prior / current, then measured) for the error-by-size check
+                    out["log_err_mm"].append(
+                        [
+                            n.prior.diameter_mm,
+                            n.current.diameter_mm,
+                            e.prior_diameter_mm,
+                            e.current_diameter_mm,
+                        ]
+                    )
                 if n.vdt_days is not None and n.vdt_days > 0 and e.doubling_time is not None:
                     d = e.doubling_time
                     est = d.days if d.days is not None else math.inf
@@ -179,6 +192,39 @@ def evaluate_patient(
             out["resolved"][1] += 1
             out["resolved"][0] += any(e[2] == nid and e[0].status.value == "resolved" for e in entries)
     out["seconds"] = time.perf_counter() - t0
+    return out
+
+
+def sized_errors(records: list[dict]) -> list[tuple[float, list[float]]]:
+    """(log-ratio error, [prior, current, measured prior, measured current] diameters mm) per matched pair."""
+    # strict=False: records written before the sizes were kept have log_err but no log_err_mm
+    return [pair for r in records for pair in zip(r["log_err"], r.get("log_err_mm", []), strict=False)]
+
+
+SIZE_BANDS_MM = (8.0,)  # band edges on the pair's mean true diameter: < 8 mm, >= 8 mm
+
+
+def repeatability_by_size(records: list[dict], edges: tuple[float, ...] = SIZE_BANDS_MM) -> list[dict]:
+    """Volume repeatability per diameter band of the pair's mean true diameter (mm).
+
+    Per band: ``n``, ``sd`` (SD of the log-ratio error / sqrt 2, as ``volume_repeatability_sd``), ``rms``
+    (root mean square / sqrt 2: includes the band's bias, which the doubling-time interval must also cover)
+    and ``bias`` (mean log-ratio error).  Records written before the sizes were kept are skipped.
+    """
+    pairs = [(err, (mm[0] + mm[1]) / 2) for err, mm in sized_errors(records)]
+    bounds = [0.0, *edges, math.inf]
+    out = []
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        errs = np.asarray([e for e, d in pairs if lo <= d < hi])
+        out.append(
+            {
+                "band_mm": [lo, hi if math.isfinite(hi) else None],
+                "n": int(errs.size),
+                "sd": float(np.std(errs, ddof=1) / math.sqrt(2)) if errs.size > 2 else None,
+                "rms": float(np.sqrt(np.mean(errs**2)) / math.sqrt(2)) if errs.size else None,
+                "bias": float(np.mean(errs)) if errs.size else None,
+            }
+        )
     return out
 
 
@@ -222,6 +268,11 @@ def summarise(records: list[dict], cohort: Path, inputs: str, seed: object, volu
         if len(log_err) > 2
         else None,
         "volume_log_ratio_bias": float(np.mean(log_err)) if log_err else None,
+        "volume_repeatability_rms": float(np.sqrt(np.mean(np.square(log_err))) / math.sqrt(2))
+        if log_err
+        else None,
+        "volume_repeatability_by_size": repeatability_by_size(records),
+        "volume_log_errors": [[round(e, 4), *mm] for e, mm in sized_errors(records)],
         "seconds_per_pair_mean": float(np.mean([r["seconds"] for r in records])),
         "volume_error_used": volume_error,
     }
