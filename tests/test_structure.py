@@ -2,7 +2,7 @@
 
 Stages, lowest first (DESIGN.md, "The pipeline")::
 
-    lungcad, types, contracts, config, config_checks, config_synth, errors, log, seeding, fileio   (the base)
+    lungcad, types, contracts, config, config_checks, config_synth, errors, log, seeding, fileio, process_memory   (the base)
     < io < preprocess < annotations < synth < data < model < infer < evaluate < longitudinal < train < report
     < service < cli
 
@@ -46,6 +46,7 @@ BASE = (
     "seeding",
     "fileio",
     "schema_publish",
+    "process_memory",
 )
 STAGES = (
     "io",

@@ -2,11 +2,15 @@
 
 import sys
 
-from rich.markup import escape
+from lungcad.process_memory import tune_for_short_process
 
-from lungcad.cli.app import build_app
-from lungcad.cli.common import err_console, invocation
-from lungcad.errors import LungcadError
+tune_for_short_process()  # before numpy is imported (below): the CLI is a short-lived process
+
+from rich.markup import escape  # noqa: E402
+
+from lungcad.cli.app import build_app  # noqa: E402
+from lungcad.cli.common import err_console, invocation  # noqa: E402
+from lungcad.errors import LungcadError  # noqa: E402
 
 __all__ = ["build_app", "main"]
 
