@@ -85,6 +85,16 @@ MEDIA_TYPES = {
 }
 
 
+# The 200 response of a route that sends one result file (analysis or comparison files): OpenAPI lists
+# every media type a result folder can hold.
+FILE_RESPONSE = {
+    "description": "the file's bytes (the report and the DICOM objects name the patient: phi.read)",
+    "content": {
+        t: {"schema": {"type": "string", "format": "binary"}} for t in sorted(set(MEDIA_TYPES.values()))
+    },
+}
+
+
 def media_type(name: str) -> str:
     lower = name.lower()
     for suffix, kind in MEDIA_TYPES.items():

@@ -148,13 +148,7 @@ def list_files(analysis_id: str, ctx: CtxDep, s: SessionDep, principal: Reader) 
     response_class=FileResponse,
     response_model=None,  # a file: its media type is the file's (report.pdf, seg.dcm, key_images/*.png)
     responses={
-        200: {
-            "description": "the file's bytes (the report and the DICOM objects name the patient: phi.read)",
-            "content": {
-                t: {"schema": {"type": "string", "format": "binary"}}
-                for t in sorted(set(results.MEDIA_TYPES.values()))
-            },
-        },
+        200: results.FILE_RESPONSE,
         **errors(400, 404, 409, 410),
     },
     summary="One file of a done analysis's result folder",

@@ -116,13 +116,7 @@ def list_files(
     response_class=FileResponse,
     response_model=None,  # a file: its media type is the file's (report.pdf, sr.dcm, figures/*.png)
     responses={
-        200: {
-            "description": "the file's bytes (the report and the DICOM objects name the patient: phi.read)",
-            "content": {
-                t: {"schema": {"type": "string", "format": "binary"}}
-                for t in sorted(set(results.MEDIA_TYPES.values()))
-            },
-        },
+        200: results.FILE_RESPONSE,
         **errors(400, 404, 409, 410),
     },
     summary="One file of the report rendered with a comparison",
