@@ -2,7 +2,8 @@
 
 Stages, lowest first (DESIGN.md, "The pipeline")::
 
-    lungcad, types, contracts, config, config_checks, config_synth, errors, log, seeding, fileio, process_memory   (the base)
+    lungcad, types, contracts, config, config_checks, config_synth, errors, log, seeding, fileio,
+    schema_publish, process_memory   (the base)
     < io < preprocess < annotations < synth < data < model < infer < evaluate < longitudinal < train < report
     < service < cli
 
