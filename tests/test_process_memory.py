@@ -36,3 +36,41 @@ def test_explicit_settings_win_and_late_calls_do_nothing() -> None:
     assert "'malloc': False" in out
     out = _run("import numpy; from lungcad.process_memory import tune_for_short_process as t; print(t())")
     assert "'numpy_pages': False" in out
+
+
+def test_exit_now_runs_atexit_flushes_and_keeps_the_code(tmp_path) -> None:
+    """The output written before ``exit_now`` reaches a pipe, atexit handlers ran, the code is kept."""
+    marker = tmp_path / "atexit.txt"
+    code = (
+        "import atexit, sys; from lungcad.process_memory import exit_now;"
+        f"atexit.register(lambda: open({str(marker)!r}, 'w').write('ran'));"
+        "sys.stdout.write('x' * 100000); exit_now(3)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 3
+    assert proc.stdout == "x" * 100000
+    assert marker.read_text() == "ran"
+
+
+def test_python_m_lungcad_exits_2_on_a_user_error(tmp_path) -> None:
+    """``python -m lungcad`` (the service spawns it) returns the CLI's code, not 0, for a bad path."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "lungcad", "detect", str(tmp_path / "missing")], capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    assert "path does not exist" in proc.stderr
+    ok = subprocess.run([sys.executable, "-m", "lungcad", "--help"], capture_output=True, text=True)
+    assert ok.returncode == 0 and "detect" in ok.stdout
+
+
+def test_exit_now_waits_for_a_running_non_daemon_thread(tmp_path) -> None:
+    """A worker thread still writing when the command returns finishes its file (the normal exit)."""
+    out = tmp_path / "late.txt"
+    code = (
+        "import threading, time; from lungcad.process_memory import exit_now;"
+        f"t = threading.Thread(target=lambda: (time.sleep(0.5), open({str(out)!r}, 'w').write('done')));"
+        "t.start(); exit_now(0)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_text() == "done"

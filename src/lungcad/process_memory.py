@@ -15,14 +15,21 @@ that first-touch price over and over.  Two settings, both only defaults that an 
 Measured (whole-process medians of 6 paired runs, quiet 2-core machine): ``lungcad detect LIDC-IDRI-0001
 --out DIR`` 5.24 s -> 4.76 s wall, 0.92 s -> 0.53 s system time; peak RSS unchanged (933 vs 944 MB).  The
 service does not call this: a long-running worker should return memory it no longer needs.
+
+:func:`exit_now` ends such a process without Python's interpreter teardown: destroying the modules and the
+objects of a process that holds torch and ~1 GB of heap took 0.43 s after a detect of LIDC-IDRI-0001 had
+finished (0.05 s with ``os._exit``), time a user waits for nothing.
 """
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import ctypes.util
 import os
 import sys
+import threading
+from typing import NoReturn
 
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3  # glibc <malloc.h>
 MALLOC_SETTINGS = {
@@ -53,3 +60,23 @@ def tune_for_short_process() -> dict[str, bool]:
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     applied["malloc"] = all(mallopt(param, value) == 1 for param, value in MALLOC_SETTINGS.items())
     return applied
+
+
+def exit_now(code: int) -> NoReturn:
+    """End the process with ``code`` once everything is written, skipping the interpreter's teardown.
+
+    ``atexit`` handlers still run (logging's flush, multiprocessing, ``weakref.finalize`` callbacks, 6 ms
+    measured), then stdout and stderr are flushed and ``os._exit`` returns ``code`` to the shell.  Only for
+    the end of a whole process (the ``lungcad`` command), never inside a library call or a test.  While
+    another non-daemon thread still runs (a server shutting down, an executor not yet joined), the normal
+    exit is taken instead: the interpreter waits for those threads, ``os._exit`` would kill them mid-write.
+    """
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (lungcad ... | head) or a closed stream
+            pass
+    os._exit(code)

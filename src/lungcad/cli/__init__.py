@@ -1,8 +1,6 @@
 """The ``lungcad`` command line: each command module has a ``register(app)``, called by :func:`build_app`."""
 
-import sys
-
-from lungcad.process_memory import tune_for_short_process
+from lungcad.process_memory import exit_now, tune_for_short_process
 
 tune_for_short_process()  # before numpy is imported (below): the CLI is a short-lived process
 
@@ -12,7 +10,7 @@ from lungcad.cli.app import build_app  # noqa: E402
 from lungcad.cli.common import err_console, invocation  # noqa: E402
 from lungcad.errors import LungcadError  # noqa: E402
 
-__all__ = ["build_app", "main"]
+__all__ = ["build_app", "main", "run"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,5 +33,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def run() -> None:
+    """The ``lungcad`` command (and ``python -m lungcad``): :func:`main`, then the process ends at once.
+
+    The exit code is :func:`main`'s (2 for a user error); see ``process_memory.exit_now`` for why the
+    interpreter's teardown is skipped.  Tests call :func:`main`, which returns.
+    """
+    exit_now(main())
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    run()
