@@ -36,7 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import default_json_path, write_result
+from benchlib import default_json_path, matmul_peak_gflops, write_result
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SERIES = (
@@ -126,16 +126,7 @@ def _matmul_peak() -> dict:
     import torch
 
     torch.set_num_threads(2)
-    out = {}
-    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        a = torch.rand(2048, 2048, dtype=dtype)
-        b = torch.rand(2048, 2048, dtype=dtype)
-        a @ b
-        t0 = time.perf_counter()
-        for _ in range(5):
-            a @ b
-        out[name] = 5 * 2 * 2048**3 / (time.perf_counter() - t0) / 1e9
-    return out
+    return {name: matmul_peak_gflops(name) for name in ("fp32", "bf16")}
 
 
 def _in_child(fn, *args):

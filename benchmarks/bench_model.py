@@ -35,7 +35,7 @@ import torch
 from monai.networks.nets import BasicUNet
 from torch import nn
 
-from benchlib import default_json_path, write_result
+from benchlib import default_json_path, matmul_peak_gflops, write_result
 from lungcad.config import ModelConfig
 from lungcad.model import LungUNet, flops_per_voxel, optimize_for_cpu
 
@@ -47,14 +47,6 @@ def time_once(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
-
-
-def matmul_peak_gflops(dtype: torch.dtype, n: int = 2048, repeats: int = 8) -> float:
-    """Best achieved GFLOP/s of an ``n x n`` GEMM: the practical compute ceiling for this dtype."""
-    a = torch.randn(n, n).to(dtype)
-    b = torch.randn(n, n).to(dtype)
-    a @ b
-    return 2 * n**3 / min(time_once(lambda: a @ b) for _ in range(repeats)) / 1e9
 
 
 def windows_per_scan(scan: tuple[int, ...], window: int, overlap: float) -> int:
@@ -113,7 +105,7 @@ def main() -> None:
         warnings.simplefilter("ignore")  # TorchScript deprecation notice
         ours_jit = optimize_for_cpu(ours)
     fpv = {"ours": flops_per_voxel(ours, (32, 32, 32)), "basicunet": flops_per_voxel(reference, (32, 32, 32))}
-    peak = {"fp32": matmul_peak_gflops(torch.float32), "bf16": matmul_peak_gflops(torch.bfloat16)}
+    peak = {"fp32": matmul_peak_gflops("fp32"), "bf16": matmul_peak_gflops("bf16")}
 
     # The CPU is shared: a load average near or above the core count means the numbers below are disturbed.
     print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
@@ -172,7 +164,7 @@ def main() -> None:
         for key, ms in sorted(at96.items(), key=lambda kv: kv[1], reverse=True):
             scan_s = n_win * ms / 1e3
             print(f"  {key[0]:<10} {key[1]:<5} {scan_s:7.1f} s   ({ref_s / scan_s:5.1f}x vs BasicUNet fp32)")
-    late = {"fp32": matmul_peak_gflops(torch.float32), "bf16": matmul_peak_gflops(torch.bfloat16)}
+    late = {"fp32": matmul_peak_gflops("fp32"), "bf16": matmul_peak_gflops("bf16")}
     print(f"matmul peak probed again at the end: fp32 {late['fp32']:.0f}, bf16 {late['bf16']:.0f} GFLOP/s")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     ratios = {
