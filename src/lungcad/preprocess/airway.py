@@ -11,9 +11,9 @@ narrows by half from slice to slice.
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
-from lungcad.preprocess.lung_outline import INPLANE, body_midline_x
+from lungcad.preprocess.lung_outline import body_midline_x
+from lungcad.preprocess.morphology import counts, label_inplane
 
 PURE_AIR_HU = -950.0  # median of a seed: the tracheal lumen, not lung parenchyma (-850) or an apex tip
 SEED_BAND_MM = 40.0  # the seed is searched for in the top 40 mm of the air mask
@@ -46,16 +46,19 @@ def find_airway(
         return out
     sz, sy, sx = spacing_zyx_mm
     pixel_mm2 = sy * sx
-    labels, n = ndimage.label(air, structure=INPLANE)  # 2-D components, each within one slice
-    area = np.bincount(labels.ravel(), minlength=n + 1) * pixel_mm2
+    labels, n = label_inplane(air)  # 2-D components, each within one slice
+    area = counts(labels, n, air) * pixel_mm2
     mid_x = body_midline_x(body)
-    xs = np.broadcast_to(np.arange(air.shape[2], dtype=np.float64), air.shape)
-    centre_x = ndimage.sum_labels(xs, labels, np.arange(n + 1)) / np.maximum(area / pixel_mm2, 1.0)
+    xs = np.arange(air.shape[2], dtype=np.float64)
     # superior to inferior
     order = z_idx[::-1] if top_last else z_idx
     band = order[: max(1, int(np.ceil(SEED_BAND_MM / sz)))]
     seed_z, seed = -1, np.zeros(0, dtype=np.int64)
     for z in band:
+        # x centroids of this slice's components (a component lies in one slice; the sums of integer
+        # x indices are exact, so the order of summation does not matter)
+        x_sum = np.bincount(labels[z].ravel(), weights=np.broadcast_to(xs, labels[z].shape).ravel())
+        centre_x = x_sum / np.maximum(area[: x_sum.size] / pixel_mm2, 1.0)
         cands = [
             int(lab)
             for lab in np.unique(labels[z][labels[z] > 0])

@@ -19,16 +19,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from lungcad.preprocess.airway import find_airway
 from lungcad.preprocess.lung_outline import (
     body_outline,
     enclosed_by_lung,
     fill_inplane,
+    lung_side_voxels,
     lung_sides,
     sealed_border,
 )
+from lungcad.preprocess.morphology import bbox, closing_ball, counts, label6
 from lungcad.types import CTVolume
 
 BODY_HU = -500.0
@@ -81,24 +82,6 @@ class LungMask:
         return _upsample(self.mask, self.factors, self.full_shape)
 
 
-def _closing_mm(mask: np.ndarray, radius_mm: float, spacing: tuple[float, float, float]) -> np.ndarray:
-    """Morphological closing with a ball of ``radius_mm`` through Euclidean distance transforms.
-
-    Two EDTs cost O(N) whatever the radius, where a 10 mm structuring element on a 2 mm grid would cost
-    ~500 operations per voxel.  The volume is padded so the lungs do not stick to the border.
-    """
-    pad = [int(np.ceil(radius_mm / s)) + 1 for s in spacing]
-    # Work inside the mask's bounding box grown by the radius: nothing outside it can change.
-    nz = [np.nonzero(mask.any(axis=tuple(a for a in range(3) if a != ax)))[0] for ax in range(3)]
-    box = tuple(slice(int(i[0]), int(i[-1]) + 1) for i in nz)
-    padded = np.pad(mask[box], [(p, p) for p in pad])
-    dilated = ndimage.distance_transform_edt(~padded, sampling=spacing) <= radius_mm
-    closed = ndimage.distance_transform_edt(dilated, sampling=spacing) > radius_mm
-    out = np.zeros_like(mask)
-    out[box] = closed[tuple(slice(p, p + b.stop - b.start) for p, b in zip(pad, box, strict=True))]
-    return out
-
-
 def _superior_end_is_last(volume: CTVolume) -> bool:
     """True when the last z index is the most superior (head-most: largest LPS z)."""
     return float(volume.direction[2, 2]) > 0
@@ -133,7 +116,8 @@ def segment_lungs(
     sz, sy, sx = volume.spacing_zyx_mm
     fy, fx = max(1, int(round(coarse_mm / sy))), max(1, int(round(coarse_mm / sx)))
     fz = max(1, int(round(coarse_mm / sz)))
-    hu = volume.hu[::fz, ::fy, ::fx]
+    # one contiguous copy: every threshold and HU read below is 10-20x faster than on the strided view
+    hu = np.ascontiguousarray(volume.hu[::fz, ::fy, ::fx])
     cz, cy, cx = sz * fz, sy * fy, sx * fx
     voxel_mm3 = cz * cy * cx
     body = body_outline(hu > BODY_HU)
@@ -142,19 +126,21 @@ def segment_lungs(
     if remove_trachea and keep.any():
         airway = find_airway(hu, keep, body, (cz, cy, cx), top_last=_superior_end_is_last(volume))
         # Conservative: an "airway" of more than 10 % of the air is lung the tracking leaked into.
-        if airway.any() and airway.sum() <= 0.1 * keep.sum():
+        n_airway = np.count_nonzero(airway)
+        if n_airway and n_airway <= 0.1 * np.count_nonzero(keep):
             keep, trachea_removed = keep & ~airway, True
     enclosed_ml = 0.0
-    side = np.zeros(keep.shape, dtype=np.int8)
+    n_side = (0, 0)
     if keep.any():
         enclosed = enclosed_by_lung(lung_sides(keep, body), body, (cz, cy, cx), max_lesion_mm)
-        enclosed_ml = float(enclosed.sum()) * voxel_mm3 / 1000.0
-        keep = _closing_mm(keep | enclosed, closing_mm, (cz, cy, cx))
+        enclosed_ml = float(np.count_nonzero(enclosed)) * voxel_mm3 / 1000.0
+        # a closing with a ball of ``closing_mm`` (exact, by bit planes: see ``morphology``)
+        keep = closing_ball(keep | enclosed, closing_mm, (cz, cy, cx))
         keep = _fill_small_holes(keep, max_hole_ml, voxel_mm3) & body
-        side = lung_sides(keep, body)
+        n_side = lung_side_voxels(keep, body)
     grid = volume.with_array(hu, spacing_zyx_mm=(cz, cy, cx))
-    volume_ml = float(keep.sum()) * voxel_mm3 / 1000.0
-    side_ml = (float((side == 1).sum()) * voxel_mm3 / 1000.0, float((side == 2).sum()) * voxel_mm3 / 1000.0)
+    volume_ml = float(np.count_nonzero(keep)) * voxel_mm3 / 1000.0
+    side_ml = (float(n_side[0]) * voxel_mm3 / 1000.0, float(n_side[1]) * voxel_mm3 / 1000.0)
     return LungMask(
         keep, body, grid, (fz, fy, fx), volume.shape, n_kept, trachea_removed, volume_ml, side_ml, enclosed_ml
     )
@@ -168,19 +154,21 @@ def _lung_air(
     A component is kept when it holds at least ``min_fraction`` of the largest candidate and 5 ml, and
     its median HU is parenchyma, not pure air (``PURE_AIR_MEDIAN_HU``).
     """
-    labels, n = ndimage.label(air)
+    labels, n = label6(air)
     keep = np.zeros_like(air)
     if n == 0:
         return keep, 0
-    sizes = np.bincount(labels.ravel())
+    sizes = counts(labels, n, air)
     sizes[0] = 0
-    order = [int(lab) for lab in np.argsort(sizes)[::-1] if sizes[lab] > 0]
-    lung_like = [lab for lab in order[:5] if float(np.median(hu[labels == lab])) >= PURE_AIR_MEDIAN_HU]
+    order = np.argsort(sizes)[::-1]
+    order = [int(lab) for lab in order[sizes[order] > 0][:5]]
+    lung_like = [lab for lab in order if float(np.median(hu[labels == lab])) >= PURE_AIR_MEDIAN_HU]
     if not lung_like:
         return keep, 0
     min_voxels = max(min_fraction * sizes[lung_like[0]], 5000.0 / voxel_mm3)  # and at least 5 ml
     kept = [lab for lab in lung_like[:3] if sizes[lab] >= min_voxels]
-    keep = np.isin(labels, kept)
+    for lab in kept:
+        keep |= labels == lab
     return keep, len(kept)
 
 
@@ -191,13 +179,17 @@ def _fill_small_holes(mask: np.ndarray, max_hole_ml: float, voxel_mm3: float) ->
     a truncated field of view is still a hole.
     """
     holes = fill_inplane(mask, sealed_border(mask)) & ~mask
-    labels, n = ndimage.label(holes)
-    if n == 0:
+    box = bbox(holes)
+    if box is None:
         return mask
-    sizes = np.bincount(labels.ravel()) * voxel_mm3 / 1000.0
+    holes = holes[box]  # labelled in their bounding box: a few percent of the volume
+    labels, n = label6(holes)
+    sizes = counts(labels, n, holes) * voxel_mm3 / 1000.0
     small = sizes <= max_hole_ml
     small[0] = False
-    return mask | small[labels]
+    out = mask.copy()
+    out[box] |= np.take(small, labels)
+    return out
 
 
 def _upsample(mask: np.ndarray, factors: tuple[int, int, int], shape: tuple[int, int, int]) -> np.ndarray:
