@@ -27,6 +27,7 @@ from lungcad.errors import InputError
 from lungcad.io.discover import DICOM_PARSE_ERRORS
 from lungcad.io.integrity import check_native_pixel_length, is_compressed, transfer_syntax
 from lungcad.io.native_pixels import SliceVolume, native_view, rescale, rescale_into
+from lungcad.io.native_slice import FileBuffer, read_native_slice
 
 CODEC_FIX = (
     "install the codec (pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg pylibjpeg-rle "
@@ -224,46 +225,72 @@ def _close(a: np.ndarray, b: np.ndarray, atol: float = 1e-3, rtol: float = 1e-5)
     return all(abs(x - y) <= atol + rtol * abs(y) for x, y in zip(a.tolist(), b.tolist(), strict=True))
 
 
+_MIXED_ORIENTATION = (
+    "slices of one series have different ImageOrientationPatient (0020,0037)",
+    "the series mixes orientations (e.g. a localizer); pass --series for a single volume",
+)
+
+
+def _pydicom_slice(
+    f: Path, iop_ref: np.ndarray | None
+) -> tuple[Dataset, np.ndarray, np.ndarray, float, float, float | None, np.ndarray]:
+    """(dataset, IOP, stored pixels, slope, intercept, padding, IPP) of one slice read with pydicom.
+
+    The first slice (``iop_ref`` None) converts its whole header, the others ``PER_SLICE_KEYWORDS``.
+    """
+    ds = read_dataset(f, None if iop_ref is None else PER_SLICE_KEYWORDS)
+    if "ImagePositionPatient" not in ds or "ImageOrientationPatient" not in ds:
+        raise InputError(
+            "slice has no ImagePositionPatient/ImageOrientationPatient (0020,0032/0037)",
+            path=f,
+            fix="the series is not a reconstructable CT volume; export the original axial series",
+        )
+    iop = _floats(ds.ImageOrientationPatient, 6, "ImageOrientationPatient (0020,0037)", f)
+    if iop_ref is not None and not _close(iop, iop_ref):
+        raise InputError(_MIXED_ORIENTATION[0], path=f, fix=_MIXED_ORIENTATION[1])
+    arr = decode_pixels(f, ds)
+    if arr.ndim != 2:
+        raise InputError(
+            f"expected a single-frame slice, got pixel array shape {arr.shape}",
+            path=f,
+            fix="mixed single/multi-frame series are not supported; load the multi-frame file alone",
+        )
+    slope = _number(ds, "RescaleSlope", 1.0, f) or 1.0
+    intercept, padding = _number(ds, "RescaleIntercept", 0.0, f), _padding(ds, f)
+    pos = _floats(ds.ImagePositionPatient, 3, "ImagePositionPatient (0020,0032)", f)
+    return ds, iop, arr, slope, intercept, padding, pos
+
+
 def classic_slices(files: list[Path]) -> SeriesSlices:
-    """One slice per file (CT Image Storage); every slice must share one ImageOrientationPatient."""
+    """One slice per file (CT Image Storage); every slice must share one ImageOrientationPatient.
+
+    The first file is read with pydicom (its header is the series' metadata); the others with
+    ``native_slice`` where it takes the file, else with pydicom -- the same values either way.
+    """
     slices: list[DicomSlice] = []
     first: Dataset | None = None
     iop_ref: np.ndarray | None = None
     volume = SliceVolume(len(files))
+    buffer = FileBuffer()
     for f in files:
-        ds = read_dataset(f, None if first is None else PER_SLICE_KEYWORDS)
-        if "ImagePositionPatient" not in ds or "ImageOrientationPatient" not in ds:
-            raise InputError(
-                "slice has no ImagePositionPatient/ImageOrientationPatient (0020,0032/0037)",
-                path=f,
-                fix="the series is not a reconstructable CT volume; export the original axial series",
-            )
-        iop = _floats(ds.ImageOrientationPatient, 6, "ImageOrientationPatient (0020,0037)", f)
-        if iop_ref is None:
-            iop_ref, first = iop, ds
-        elif not _close(iop, iop_ref):
-            raise InputError(
-                "slices of one series have different ImageOrientationPatient (0020,0037)",
-                path=f,
-                fix="the series mixes orientations (e.g. a localizer); pass --series for a single volume",
-            )
-        arr = decode_pixels(f, ds)
-        if arr.ndim != 2:
-            raise InputError(
-                f"expected a single-frame slice, got pixel array shape {arr.shape}",
-                path=f,
-                fix="mixed single/multi-frame series are not supported; load the multi-frame file alone",
-            )
-        slope = _number(ds, "RescaleSlope", 1.0, f) or 1.0
-        intercept, padding = _number(ds, "RescaleIntercept", 0.0, f), _padding(ds, f)
-        pos = _floats(ds.ImagePositionPatient, 3, "ImagePositionPatient (0020,0032)", f)
+        fast = None if iop_ref is None else read_native_slice(f, buffer)
+        if fast is None:
+            ds, iop, arr, slope, intercept, padding, pos = _pydicom_slice(f, iop_ref)
+            sop_uid = str(ds.get("SOPInstanceUID", ""))
+            if iop_ref is None:
+                iop_ref, first = iop, ds
+        else:
+            if not _close(fast.orientation, iop_ref):
+                raise InputError(_MIXED_ORIENTATION[0], path=f, fix=_MIXED_ORIENTATION[1])
+            arr, slope, intercept, padding = fast.stored, fast.slope, fast.intercept, fast.padding
+            pos, sop_uid = fast.position, fast.sop_uid
         k = len(slices)
         hu = volume.plane(k, arr.shape)
         if hu is None:  # another size than the first slice: kept apart, reported by the loader
             hu, n_pad, k = *rescale(arr, slope, intercept, padding), -1
         else:
             n_pad = rescale_into(arr, slope, intercept, padding, hu)
-        slices.append(DicomSlice(pos, hu, str(ds.get("SOPInstanceUID", "")), f, n_pad, k))
+        slices.append(DicomSlice(pos, hu, sop_uid, f, n_pad, k))
     if first is None or iop_ref is None:
         raise InputError("no DICOM files to read", fix="point to a folder holding a CT series")
     return SeriesSlices(slices, first, iop_ref, volume.array)

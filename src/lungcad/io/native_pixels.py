@@ -73,11 +73,23 @@ def native_view(ds: Dataset) -> np.ndarray | None:
     data = ds.get("PixelData")
     if not isinstance(data, bytes) or len(data) < rows * cols * 2:
         return None
-    arr = np.frombuffer(data, dtype="<i2" if representation else "<u2", count=rows * cols).reshape(rows, cols)
-    if stored < 16:  # pydicom's correct_unused_bits, the default for native data
+    return stored_values(data, 0, rows, cols, stored, bool(representation))
+
+
+def stored_values(
+    data: bytes | bytearray, offset: int, rows: int, cols: int, bits_stored: int, signed: bool
+) -> np.ndarray:
+    """The (rows, cols) 16-bit stored values at ``data[offset:]``: a view, or a corrected copy.
+
+    Like pydicom, BitsStored < 16 is corrected by shifting the unused high bits out and back
+    (sign-extending signed data).
+    """
+    arr = np.frombuffer(data, dtype="<i2" if signed else "<u2", count=rows * cols, offset=offset)
+    arr = arr.reshape(rows, cols)
+    if bits_stored < 16:  # pydicom's correct_unused_bits, the default for native data
         arr = arr.copy()
-        np.left_shift(arr, 16 - stored, out=arr)
-        np.right_shift(arr, 16 - stored, out=arr)
+        np.left_shift(arr, 16 - bits_stored, out=arr)
+        np.right_shift(arr, 16 - bits_stored, out=arr)
     return arr
 
 
