@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from pydicom.dataelem import RawDataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.filereader import data_element_generator
 from pydicom.sequence import Sequence
@@ -148,6 +148,9 @@ def _assert_same_as_pydicom(path: Path, iop_ref: np.ndarray, buffer: FileBuffer 
     assert fast.padding is None or type(fast.padding) is float
     assert stored.dtype == arr.dtype and stored.shape == arr.shape
     np.testing.assert_array_equal(stored, arr)
+    # and pydicom's own decoder, not only lungcad's native_view which shares stored_values with the fast path
+    with dicom_read.quiet_pydicom():  # e.g. "excess padding" for pixel data longer than the image
+        np.testing.assert_array_equal(stored, pydicom.dcmread(path).pixel_array)
     return fast
 
 
@@ -383,6 +386,22 @@ def _implicit(data: bytes) -> bytes:
 
 
 def _big_endian(data: bytes) -> bytes:
+    """The slice re-encoded as Explicit VR Big Endian, pixels byte-swapped: pydicom reads the same image.
+
+    ``save_as`` refuses to change the byte order; ``dcmwrite(force_encoding=True)`` re-encodes converted
+    elements, so every element is converted first (``iterall``).
+    """
+    ds = pydicom.dcmread(io.BytesIO(data))
+    for _ in ds.iterall():
+        pass
+    ds.file_meta.TransferSyntaxUID = ExplicitVRBigEndian
+    ds.PixelData = np.frombuffer(ds.PixelData, "<i2").astype(">i2").tobytes()
+    out = io.BytesIO()
+    pydicom.dcmwrite(out, ds, implicit_vr=False, little_endian=False, force_encoding=True)
+    return out.getvalue()
+
+
+def _big_endian_label(data: bytes) -> bytes:
     """The File Meta says Explicit VR Big Endian (same length UID), the body stays little endian."""
     return _replace(data, 0x00020010, ExplicitVRBigEndian.encode() + b"\x00")
 
@@ -413,13 +432,14 @@ def _undefined(vr: str, content: bytes) -> Callable[[bytes], bytes]:
     return lambda data: _insert(data, _encode(0x00091010, vr, content, 0xFFFFFFFF) + delimiter)
 
 
-_ITEM = struct.pack("<HHI", 0xFFFE, 0xE000, 10) + _encode(0x00081150, "UI", b"1.2.3\x00")
+_ITEM = struct.pack("<HHI", 0xFFFE, 0xE000, 14) + _encode(0x00081150, "UI", b"1.2.3\x00")  # 8 + 6 bytes
 _ORDERED_TAGS = (0x00080060, 0x00080070)  # Modality, Manufacturer: adjacent in a lungcad file
 
 # name -> (mutation, whether ``parse`` still takes the file: the damage is in a value, not the structure)
 MUTATIONS: dict[str, tuple[Callable[[bytes], bytes], bool]] = {
     "implicit_vr_little_endian": (_implicit, False),
     "explicit_vr_big_endian": (_big_endian, False),
+    "big_endian_label_on_little_endian_body": (_big_endian_label, False),
     "rle_compressed": (_compressed, False),
     "no_preamble": (lambda data: data[132:], False),
     "no_dicm_prefix": (lambda data: data[:128] + b"DICX" + data[132:], False),
@@ -447,6 +467,7 @@ MUTATIONS: dict[str, tuple[Callable[[bytes], bytes], bool]] = {
     "slope_as_fd": (_set(RESCALE_SLOPE, struct.pack("<d", 2.0), "FD"), True),
     "intercept_blank": (_set(0x00281052, b"  "), True),
     "position_two_values": (_set(IMAGE_POSITION, b"1.0\\2.0 "), True),
+    "position_overflow": (_set(IMAGE_POSITION, b"1e999\\0\\0 "), True),  # float() gives inf
     "position_empty_part": (_set(IMAGE_POSITION, b"1\\\\2  "), True),
     "orientation_nan": (_set(IMAGE_ORIENTATION, b"1\\0\\0\\0\\nan\\0 "), True),
     "sop_uid_two_values": (_set(0x00080018, b"1.2\\3.4 "), True),
@@ -484,74 +505,256 @@ def test_damaged_slice_steps_aside_and_load_is_unchanged(
     assert not asked.get(paths[BAD].name, False)
 
 
-@pytest.mark.parametrize("cut", [131, 140, 400, 900, -ROWS * COLS, -1])
-def test_truncated_slice_steps_aside(cut: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _cut_points(data: bytes) -> dict[str, int]:
+    """Where to cut a slice: in the preamble, the File Meta, the body's header, the pixel data."""
+    found = _elements(data)
+    _, iop, iop_end = found[IMAGE_ORIENTATION]
+    _, pixels, _ = found[PIXEL_DATA]
+    return {
+        "in_preamble": 100,
+        "in_dicm": 131,
+        "after_dicm": 132,
+        "in_meta_element_header": found[0x00020010][1] + 5,
+        "in_meta_value": found[0x00020010][1] + 12,
+        "at_meta_end": found[0x00080005][1],  # File Meta complete, nothing after it
+        "in_orientation_value": (iop + iop_end) // 2,
+        "at_element_boundary_before_pixels": pixels,  # a complete header without Pixel Data
+        "in_pixel_element_header": pixels + 6,
+        "pixel_value_empty": pixels + 12,
+        "in_pixel_data": len(data) - ROWS * COLS,
+        "last_byte_missing": len(data) - 1,
+        "last_word_missing": len(data) - 2,
+    }
+
+
+_CUTS = [  # the keys of ``_cut_points``
+    "in_preamble",
+    "in_dicm",
+    "after_dicm",
+    "in_meta_element_header",
+    "in_meta_value",
+    "at_meta_end",
+    "in_orientation_value",
+    "at_element_boundary_before_pixels",
+    "in_pixel_element_header",
+    "pixel_value_empty",
+    "in_pixel_data",
+    "last_byte_missing",
+    "last_word_missing",
+]
+
+
+@pytest.mark.parametrize("where", _CUTS)
+def test_truncated_slice_steps_aside(where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     paths = _series(tmp_path)
     data = paths[BAD].read_bytes()
+    cut = _cut_points(data)[where]
     paths[BAD].write_bytes(data[:cut])
+    # only a cut between two elements of the body leaves a header the walker takes (then no pixel data)
+    assert (parse(data[:cut]) is not None) == (where == "at_element_boundary_before_pixels")
     assert read_native_slice(paths[BAD], FileBuffer()) is None
     _assert_same_load(tmp_path, monkeypatch)  # the same volume (slice skipped) or the same error
 
 
-def test_random_header_damage_never_disagrees_with_pydicom(tmp_path: Path) -> None:
-    """Seeded byte overwrites in the header: whenever the fast path answers, pydicom gives the same."""
-    paths = _series(tmp_path)
-    iop_ref = _reference_iop(paths[0])
-    pristine = paths[BAD].read_bytes()
-    header_end = _elements(pristine)[PIXEL_DATA][1]
-    rng = np.random.default_rng(18)
-    taken = 0
-    buffer = FileBuffer()
-    for _ in range(200):
-        data = bytearray(pristine)
-        for at in rng.integers(132, header_end, size=int(rng.integers(1, 4))):
+# --- 4. random damage: whenever the fast path answers, the pydicom path gives the same ------------------
+
+#: Characters of damaged but plausible numbers and names: what a value converter must read exactly as
+#: pydicom does or refuse (e.g. "1e5", "+.5", "1_0", "nan", a NUL or a tab inside a value).
+_TEXT_NOISE = b"0123456789.+-eE \\\x00\tnaif_x"
+#: Short-VR elements whose values the fast path reads (their value starts 8 bytes into the element).
+_READ_VALUES = (
+    IMAGE_POSITION,
+    IMAGE_ORIENTATION,
+    RESCALE_SLOPE,
+    0x00281052,  # RescaleIntercept
+    0x00080018,  # SOPInstanceUID
+    0x00080005,  # SpecificCharacterSet
+    0x00020010,  # TransferSyntaxUID
+    0x00280004,  # PhotometricInterpretation
+    0x00280010,  # Rows
+    0x00280100,  # BitsAllocated
+    0x00280101,  # BitsStored
+    0x00280103,  # PixelRepresentation
+)
+
+
+def _damage(pristine: bytes, rng: np.random.Generator) -> bytes:
+    """One seeded damage to the header region (before the pixel values) of ``pristine``."""
+    data = bytearray(pristine)
+    found = _elements(pristine)
+    header_end = found[PIXEL_DATA][1] + 12  # the Pixel Data element's own header included
+    kind = int(rng.integers(3))
+    if kind == 0:  # 1-3 bytes anywhere in the header overwritten
+        for at in rng.integers(128, header_end, size=int(rng.integers(1, 4))):
             data[at] = int(rng.integers(0, 256))
-        paths[BAD].write_bytes(bytes(data))
+    elif kind == 1:  # one bit flipped
+        data[int(rng.integers(128, header_end))] ^= 1 << int(rng.integers(8))
+    else:  # 1-3 characters of a value the loader reads replaced by number-like noise
+        _, start, end = found[_READ_VALUES[int(rng.integers(len(_READ_VALUES)))]]
+        for at in rng.integers(start + 8, end, size=int(rng.integers(1, 4))):
+            data[at] = _TEXT_NOISE[int(rng.integers(len(_TEXT_NOISE)))]
+    return bytes(data)
+
+
+def test_random_header_damage_never_disagrees_with_pydicom(tmp_path: Path) -> None:
+    """200 seeded damages (overwrites, bit flips, number-like noise in read values) of two slices, a plain
+    one and one with nested sequences: whenever ``read_native_slice`` answers, the pydicom path accepts the
+    file and gives the same values; files the pydicom path rejects must have been refused."""
+    paths = _series(tmp_path)
+    plain = paths[BAD].read_bytes()
+    _rewrite(paths[BAD], lambda ds: _with_sequences(ds, outer_undefined=True, inner_undefined=False))
+    pristine = (plain, paths[BAD].read_bytes())
+    rng = np.random.default_rng(18)
+    taken = refused = 0
+    buffer = FileBuffer()
+    for case in range(200):
+        paths[BAD].write_bytes(_damage(pristine[case % 2], rng))
         fast = read_native_slice(paths[BAD], buffer)
         if fast is None:
+            refused += 1
             continue
         taken += 1
         stored = fast.stored.copy()
-        try:
-            _, iop, arr, slope, intercept, padding, pos = _pydicom_slice(paths[BAD], iop_ref)
-        except InputError as exc:  # pydicom's path refuses: only a different orientation may do that
-            assert "different ImageOrientationPatient" in str(exc), exc
-            continue
-        except Exception as exc:  # noqa: BLE001 - anything else pydicom raises is a disagreement
-            pytest.fail(f"fast path read a file pydicom rejects: {type(exc).__name__}: {exc}")
-        assert fast.orientation.tobytes() == iop.tobytes() and fast.position.tobytes() == pos.tobytes()
-        assert (fast.slope, fast.intercept, fast.padding) == (slope, intercept, padding)
+        try:  # the orientation the fast path read as the series': a different one from pydicom fails here
+            ds, iop, arr, slope, intercept, padding, pos = _pydicom_slice(paths[BAD], fast.orientation)
+        except InputError as exc:
+            pytest.fail(f"case {case}: the fast path took a file the pydicom path rejects: {exc}")
+        assert fast.orientation.tobytes() == iop.tobytes() and fast.position.tobytes() == pos.tobytes(), case
+        assert (fast.slope, fast.intercept, fast.padding) == (slope, intercept, padding), case
+        assert fast.sop_uid == str(ds.get("SOPInstanceUID", "")), case
+        assert stored.dtype == arr.dtype, case
         np.testing.assert_array_equal(stored, arr)
-    assert taken > 20  # damage in values pydicom never reads (names, dates) leaves most files readable
+    # both answers are exercised: damage in values never read (names, dates) leaves files readable
+    assert taken >= 40 and refused >= 40, (taken, refused)
 
 
-def _with_sequences(ds: Dataset) -> None:
-    inner = Dataset()
-    inner.CodeValue, inner.CodingSchemeDesignator, inner.CodeMeaning = "C1", "99X", "inner"
+# --- 5. sequences: undefined-length ones walked item by item, defined-length ones skipped --------------
+
+
+def _code_item(meaning: str) -> Dataset:
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = "121311", "DCM", meaning
+    return item
+
+
+def _length(elem: DataElement, undefined: bool) -> None:
+    """Write sequence ``elem`` and its items with undefined (delimited) or explicit lengths."""
+    elem.is_undefined_length = undefined
+    for item in elem.value:
+        item.is_undefined_length_sequence_item = undefined
+
+
+def _reference(inner_undefined: bool, charset: str) -> Dataset:
     ref = Dataset()
+    ref.SpecificCharacterSet = charset  # resolved by pydicom while it reads an undefined-length item
     ref.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
     ref.ReferencedSOPInstanceUID = "1.2.3.4.5"
-    ref.PurposeOfReferenceCodeSequence = Sequence([inner])
-    ds.ReferencedImageSequence = Sequence([ref, Dataset()])
-    ds.SourceImageSequence = Sequence([ref])
+    ref.PurposeOfReferenceCodeSequence = Sequence([_code_item("Localizer"), _code_item("Other")])
+    _length(ref["PurposeOfReferenceCodeSequence"], inner_undefined)
+    return ref
 
 
-@pytest.mark.parametrize("undefined", [True, False])
-def test_nested_sequences_equal_pydicom(
-    undefined: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def _with_sequences(
+    ds: Dataset, *, outer_undefined: bool, inner_undefined: bool, charset: str = "ISO_IR 192"
 ) -> None:
-    """Undefined-length sequences (walked item by item) and defined-length ones (skipped) alike."""
+    """ReferencedImageSequence (0008,1140): a reference item holding a nested code sequence, and an
+    empty item; SourceImageSequence (0008,2112) with the other outer length, so both kinds are at the
+    top level.  ``charset`` is the SpecificCharacterSet of the ReferencedImageSequence's item."""
+    ds.ReferencedImageSequence = Sequence([_reference(inner_undefined, charset), Dataset()])
+    _length(ds["ReferencedImageSequence"], outer_undefined)
+    ds.SourceImageSequence = Sequence([_reference(inner_undefined, "ISO_IR 192")])
+    _length(ds["SourceImageSequence"], not outer_undefined)
+
+
+@pytest.mark.parametrize("inner_undefined", [True, False])
+@pytest.mark.parametrize("outer_undefined", [True, False])
+def test_nested_sequences_equal_pydicom(
+    outer_undefined: bool, inner_undefined: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     paths = _series(tmp_path)
-    ds = pydicom.dcmread(paths[BAD])
-    _with_sequences(ds)
-    for name in ("ReferencedImageSequence", "SourceImageSequence"):
-        ds[name].is_undefined_length = undefined
-        for item in ds[name].value:
-            item.is_undefined_length_sequence_item = undefined
-    ds.save_as(paths[BAD])
-    assert (
-        b"\xff\xff\xff\xff" in paths[BAD].read_bytes()[: _elements(paths[BAD].read_bytes())[PIXEL_DATA][1]]
-    ) == (undefined)
+    _rewrite(
+        paths[BAD],
+        lambda ds: _with_sequences(ds, outer_undefined=outer_undefined, inner_undefined=inner_undefined),
+    )
+    written = pydicom.dcmread(paths[BAD])  # the file holds the lengths asked for
+    assert written["ReferencedImageSequence"].is_undefined_length == outer_undefined
+    assert written["SourceImageSequence"].is_undefined_length == (not outer_undefined)
+    nested = written.ReferencedImageSequence[0]["PurposeOfReferenceCodeSequence"]
+    assert nested.is_undefined_length == inner_undefined
+    header = parse(paths[BAD].read_bytes())
+    assert header is not None
+    assert (header.elements[0x00081140][2] < 0) == outer_undefined  # -1: an undefined-length sequence
     _assert_same_as_pydicom(paths[BAD], _reference_iop(paths[0]))
     _, asked = _assert_same_load(tmp_path, monkeypatch)
     assert asked[paths[BAD].name]
+
+
+def _nest(ds: Dataset, depth: int) -> None:
+    """``depth`` ReferencedImageSequences inside one another, all of undefined length."""
+    parent = ds
+    for _ in range(depth):
+        item = Dataset()
+        item.ReferencedSOPInstanceUID = "1.2.3"
+        parent.ReferencedImageSequence = Sequence([item])
+        _length(parent["ReferencedImageSequence"], True)
+        parent = item
+
+
+def _first(data: bytes, raw: bytes) -> int:
+    at = data.find(raw, 132, _elements(data)[PIXEL_DATA][1])
+    assert at > 0
+    return at
+
+
+_ITEM_END = struct.pack("<HHI", 0xFFFE, 0xE00D, 0)
+_ITEM_START = struct.pack("<HHI", 0xFFFE, 0xE000, 0xFFFFFFFF)
+
+# name -> (edit of the slice's dataset, byte damage after writing it or None, whether the fast path takes it)
+SEQUENCE_CASES: dict[str, tuple[Callable[[Dataset], None], Callable[[bytes], bytes] | None, bool]] = {
+    # the most pydicom's reader walks here; one level more goes to pydicom
+    "depth_8": (lambda ds: _nest(ds, 8), None, True),
+    "depth_9": (lambda ds: _nest(ds, 9), None, False),
+    # pydicom resolves an item's character set while reading an undefined-length item ...
+    "unknown_charset_in_undefined_item": (
+        lambda ds: _with_sequences(ds, outer_undefined=True, inner_undefined=True, charset="NO_SUCH_SET"),
+        None,
+        False,
+    ),
+    # ... but keeps a defined-length sequence as bytes, never converted for a slice after the first
+    "unknown_charset_in_defined_item": (
+        lambda ds: _with_sequences(ds, outer_undefined=False, inner_undefined=False, charset="NO_SUCH_SET"),
+        None,
+        True,
+    ),
+    "item_end_with_length": (  # pydicom ignores the length of an Item Delimitation
+        lambda ds: _nest(ds, 1),
+        lambda data: data.replace(_ITEM_END, _ITEM_END[:4] + b"\x02\x00\x00\x00", 1),
+        False,
+    ),
+    "item_tag_wrong": (  # pydicom reads any tag where an item starts
+        lambda ds: _nest(ds, 1),
+        lambda data: data.replace(_ITEM_START, b"\xfe\xff\x01\xe0" + _ITEM_START[4:], 1),
+        False,
+    ),
+    "element_in_item_past_item_end": (  # an undefined-length item that never ends: the file does
+        lambda ds: _nest(ds, 1),
+        lambda data: data[: _first(data, _ITEM_END)] + data[_first(data, _ITEM_END) + 16 :],
+        False,
+    ),
+}
+
+
+@pytest.mark.filterwarnings("ignore:Unknown encoding:UserWarning")  # pydicom writing NO_SUCH_SET items
+@pytest.mark.parametrize("case", sorted(SEQUENCE_CASES))
+def test_sequence_cases(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    edit, damage, taken = SEQUENCE_CASES[case]
+    paths = _series(tmp_path)
+    _rewrite(paths[BAD], edit)
+    if damage is not None:
+        paths[BAD].write_bytes(damage(paths[BAD].read_bytes()))
+    if taken:
+        _assert_same_as_pydicom(paths[BAD], _reference_iop(paths[0]))
+    else:
+        assert read_native_slice(paths[BAD], FileBuffer()) is None
+    _, asked = _assert_same_load(tmp_path, monkeypatch)
+    assert asked.get(paths[BAD].name, False) == taken
