@@ -108,6 +108,8 @@ def _run(fn, path: str) -> dict[str, float]:
     finally:
         if cli and saved is None:
             del os.environ["NUMPY_MADVISE_HUGEPAGE"]
+        elif cli:
+            os.environ["NUMPY_MADVISE_HUGEPAGE"] = saved
 
 
 def _best(fn, path: str, repeats: int) -> dict[str, float]:

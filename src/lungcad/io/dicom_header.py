@@ -151,8 +151,8 @@ def _dataset(
 ) -> int:
     """Walk the elements of a sequence item: to its Item Delimitation (``delimited``) or to ``end``."""
     while pos < end or delimited:
-        if pos + 8 <= end and _ITEM.unpack_from(data, pos)[:2] == (0xFFFE, 0xE00D):
-            if not delimited or _ITEM.unpack_from(data, pos)[2]:
+        if pos + 8 <= end and _tag_at(data, pos) == _ITEM_END:
+            if not delimited or _LONG.unpack_from(data, pos + 4)[0]:
                 raise _Reject
             return pos + 8
         tag, vr, pos, length = _element(data, pos, end)
@@ -179,8 +179,8 @@ def parse(data: bytes | bytearray | memoryview, *, stop_before_pixels: bool = Fa
     try:
         while pos < end:
             # the pixel data element runs past a prefix: stop at its tag before its length is checked
-            if stop_before_pixels and pos + 4 <= end and _tag_at(data, pos) in _PIXEL_TAGS:
-                if _tag_at(data, pos) <= previous or in_meta:
+            if stop_before_pixels and pos + 4 <= end and (pixel_tag := _tag_at(data, pos)) in _PIXEL_TAGS:
+                if pixel_tag <= previous or in_meta:
                     return None
                 return Header(data, elements, at_pixels=True)
             tag, vr, start, length = _element(data, pos, end)

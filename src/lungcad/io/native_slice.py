@@ -62,11 +62,13 @@ class FileBuffer:
     def __init__(self) -> None:
         self._data = bytearray()
 
-    def read(self, path: Path) -> memoryview | None:
-        """The whole file, None when it cannot be opened or read."""
+    def read(self, path: Path, limit: int | None = None) -> memoryview | None:
+        """The whole file (its first ``limit`` bytes if given), None when it cannot be opened or read."""
         try:
             with open(path, "rb", buffering=0) as handle:
                 size = os.fstat(handle.fileno()).st_size
+                if limit is not None:
+                    size = min(size, limit)
                 if len(self._data) < size:
                     self._data = bytearray(size)
                 view = memoryview(self._data)[:size]
